@@ -1,0 +1,41 @@
+"""Shared fixtures: real data (skipped when absent) and a small generated demo world."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("NEO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data`; tests that need real data skip on a fresh clone without it."""
+    if not (SHARED_DATA / "amazon18_scientific").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep Arrow/embedding caches of the test run out of the user's ~/.cache/neo."""
+    os.environ.setdefault("NEO_CACHE_DIR", str(tmp_path_factory.mktemp("neo-cache")))
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo world (the embedded synthetic catalog), generated once per test session."""
+    from neo.data.world import generate_world
+
+    out = tmp_path_factory.mktemp("demo-world")
+    generate_world(out, seed=0, scale="tiny")
+    return out
