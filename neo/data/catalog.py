@@ -10,6 +10,10 @@ A dataset is a directory with `dataset.yaml` and one table per record kind, each
 - `queries` (optional): `id`, `text`, `type`, `items` (relevant item ids), `split`;
 - `profiles` (optional): `user`, `text`, `topics` (list of strings), `attributes`.
 
+One more optional table, `embeddings.parquet` or `embeddings.jsonl`, brings precomputed item vectors:
+`id` (an item id) and `vector` (list of floats). Every vector has the same dimension and only finite
+values; `load_embeddings` reads it as `(ids, float32 matrix)`.
+
 Tables are materialised as memory-mapped Arrow files through `datasets`, so a 10M-item catalog never
 has to live in Python objects. Free-form objects (`attributes`, `links`, `context`) are stored as
 JSON strings because their keys differ between entity types.
@@ -29,6 +33,8 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 TABLES = ("items", "users", "interactions", "queries", "profiles")
@@ -122,6 +128,10 @@ SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
 _ARROW = {"str": datasets.Value("string"), "num": datasets.Value("float64"), "obj": datasets.Value("string"),
           "strlist": datasets.Sequence(datasets.Value("string"))}
 
+_DEFAULTS: dict[str, Any] = {"str": "", "num": None, "obj": "{}", "strlist": []}
+# Rows per Arrow record batch when converting a table: bounds memory, keeps batches large enough to be fast.
+_BATCH_ROWS = 65_536
+
 
 def table_features(table: str) -> datasets.Features:
     return datasets.Features({name: _ARROW[kind] for name, (_, kind) in SCHEMA[table].items()})
@@ -137,7 +147,7 @@ def normalise_record(table: str, record: Any, path: Path, line: int) -> dict[str
         if value is None:
             if required:
                 raise CatalogError(path, f"missing required field '{name}'", line)
-            out[name] = {"str": "", "num": None, "obj": "{}", "strlist": []}[kind]
+            out[name] = _DEFAULTS[kind]
             if table == "queries" and name == "split":
                 out[name] = "test"
             continue
@@ -164,7 +174,9 @@ def normalise_record(table: str, record: Any, path: Path, line: int) -> dict[str
     return out
 
 
-def _jsonl_records(table: str, path: Path) -> Iterator[dict[str, Any]]:
+def _jsonl_batches(table: str, path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Checked records of a JSONL table, as Arrow batches (the per-record checks run here)."""
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
@@ -173,58 +185,166 @@ def _jsonl_records(table: str, path: Path) -> Iterator[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise CatalogError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", line_no) from None
-            yield normalise_record(table, record, path, line_no)
+            for name, value in normalise_record(table, record, path, line_no).items():
+                columns[name].append(value)
+            if len(columns[schema.names[0]]) == _BATCH_ROWS:
+                yield pa.RecordBatch.from_pydict(columns, schema=schema)
+                columns = {name: [] for name in schema.names}
+    if columns[schema.names[0]]:
+        yield pa.RecordBatch.from_pydict(columns, schema=schema)
+
+
+def _parquet_batches(table: str, path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """A Parquet table in storage form: columns cast to the schema, absent optional ones defaulted."""
+    parquet = pq.ParquetFile(path)
+    present = set(parquet.schema_arrow.names)
+    missing = [n for n, (req, _) in SCHEMA[table].items() if req and n not in present]
+    if missing:
+        raise CatalogError(path, f"missing required column(s) {missing}")
+    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=[n for n in schema.names if n in present]):
+        arrays = []
+        for field_ in schema:
+            required, kind = SCHEMA[table][field_.name]
+            default = "test" if (table, field_.name) == ("queries", "split") else _DEFAULTS[kind]
+            if field_.name not in present:
+                arrays.append(pa.array([default] * batch.num_rows, type=field_.type))
+                continue
+            try:
+                column = batch.column(field_.name).cast(field_.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                expected = "JSON object strings" if kind == "obj" else f"{field_.type}"
+                raise CatalogError(path, f"column '{field_.name}' must hold {expected}, "
+                                         f"got {batch.column(field_.name).type}: {exc}") from None
+            if not required and kind in ("str", "obj"):
+                column = column.fill_null(default)
+            arrays.append(column)
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _file_fingerprint(path: Path) -> str:
     stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v1".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:v2".encode()).hexdigest()[:16]
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("NEO_CACHE_DIR", Path.home() / ".cache" / "neo"))
 
 
+def table_file(root: Path, table: str) -> Path | None:
+    """`<root>/<table>.parquet` or `.jsonl`, whichever exists (None if neither)."""
+    for suffix in (".parquet", ".jsonl"):
+        path = root / f"{table}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
 def load_table(root: Path, table: str) -> datasets.Dataset | None:
-    """Load `<root>/<table>.jsonl|parquet` as a memory-mapped Arrow dataset (None if absent)."""
+    """Load `<root>/<table>.jsonl|parquet` as a memory-mapped Arrow dataset (None if absent).
+
+    The first load converts the file to one Arrow stream file in the cache, keyed by the source's path,
+    size and mtime: later loads memory-map it in milliseconds, and an edited file is converted again.
+    The conversion writes a temporary file and renames it, so a crash never leaves a half cache.
+    """
     jsonl, parquet = root / f"{table}.jsonl", root / f"{table}.parquet"
     if jsonl.exists() and parquet.exists():
         raise CatalogError(root, f"both {jsonl.name} and {parquet.name} exist; keep one")
-    if parquet.exists():
-        ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache_root() / "arrow"))
-        missing = [n for n, (req, _) in SCHEMA[table].items() if req and n not in ds.column_names]
-        if missing:
-            raise CatalogError(parquet, f"missing required column(s) {missing}")
-        return ds
-    if not jsonl.exists():
+    source = parquet if parquet.exists() else jsonl
+    if not source.exists():
         if table in REQUIRED_TABLES:
             raise CatalogError(root, f"missing table '{table}' (expected {jsonl.name} or {parquet.name})")
         return None
-    cache_dir = cache_root() / "arrow" / f"{table}-{_file_fingerprint(jsonl)}"
-    if (cache_dir / "dataset_info.json").exists():
-        return datasets.load_from_disk(str(cache_dir))
-    with _quiet():
-        ds = datasets.Dataset.from_generator(
-            _jsonl_records, gen_kwargs={"table": table, "path": jsonl}, features=table_features(table),
-            cache_dir=str(cache_root() / "generator"),
-        )
-    tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
-    ds.save_to_disk(str(tmp))
-    if not cache_dir.exists():
-        os.replace(tmp, cache_dir)
-    return datasets.load_from_disk(str(cache_dir))
+    cached = cache_root() / "arrow" / f"{table}-{_file_fingerprint(source)}.arrow"
+    if not cached.exists():
+        schema = table_features(table).arrow_schema
+        batches = (_parquet_batches if source is parquet else _jsonl_batches)(table, source, schema)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            os.replace(tmp, cached)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return datasets.Dataset.from_file(str(cached))
 
 
-class _quiet:
-    """Silence datasets' own progress bars while we convert; neo shows its own."""
+def row_error(path: Path, row: int, message: str, line_numbers: list[int] | None) -> CatalogError:
+    """Locate a problem by JSONL line where lines are known, else by 0-based Parquet row."""
+    if line_numbers is not None:
+        return CatalogError(path, message, line_numbers[row])
+    return CatalogError(path, f"row {row}: {message}")
 
-    def __enter__(self) -> None:
-        self._was = datasets.utils.logging.is_progress_bar_enabled()
-        datasets.utils.logging.disable_progress_bar()
 
-    def __exit__(self, *exc: object) -> None:
-        if self._was:
-            datasets.utils.logging.enable_progress_bar()
+def embeddings_file(root: Path) -> Path | None:
+    """The optional embeddings table of a dataset directory (None if absent)."""
+    found = [root / name for name in ("embeddings.parquet", "embeddings.jsonl") if (root / name).exists()]
+    if len(found) > 1:
+        raise CatalogError(root, "both embeddings.jsonl and embeddings.parquet exist; keep one")
+    return found[0] if found else None
+
+
+def load_embeddings(root: str | os.PathLike) -> tuple[list[str], np.ndarray] | None:
+    """Read `embeddings.parquet|jsonl` as (item ids, float32 [n, dim]), checking shape and finiteness.
+
+    Parquet is read as one Arrow list column (values + offsets), so a million vectors are checked with
+    numpy rather than row by row. Unknown ids are the validator's business: it knows the items table.
+    """
+    path = embeddings_file(Path(root))
+    if path is None:
+        return None
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        for column in ("id", "vector"):
+            if column not in table.column_names:
+                raise CatalogError(path, f"missing required column '{column}' (expected id, vector)")
+        ids = [str(v) for v in table.column("id").to_pylist()]
+        line_numbers: list[int] | None = None
+        vectors = table.column("vector").combine_chunks()
+        if not pa.types.is_list(vectors.type) and not pa.types.is_large_list(vectors.type):
+            raise CatalogError(path, f"column 'vector' must be a list of floats, got {vectors.type}")
+        if vectors.null_count:
+            row = int(np.flatnonzero(vectors.is_null().to_numpy(zero_copy_only=False))[0])
+            raise row_error(path, row, "field 'vector' is missing", line_numbers)
+        lengths = np.diff(vectors.offsets.to_numpy())
+        values = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    else:
+        ids, rows, line_numbers = [], [], []
+        with open(path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CatalogError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", line_no) from None
+                if not isinstance(record, dict) or "id" not in record or "vector" not in record:
+                    raise CatalogError(path, "expected an object with fields 'id' and 'vector'", line_no)
+                vector = record["vector"]
+                if not isinstance(vector, list) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in vector
+                ):
+                    raise CatalogError(path, "field 'vector' must be a list of numbers", line_no)
+                ids.append(str(record["id"]))
+                line_numbers.append(line_no)
+                rows.append(vector)
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        values = np.array([v for r in rows for v in r], dtype=np.float32)
+    if len(ids) == 0:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    dim = int(lengths[0])
+    bad = np.flatnonzero(lengths != dim)
+    if dim == 0 or bad.size:
+        row = int(bad[0]) if bad.size else 0
+        message = f"id {ids[row]!r}: vector has dimension {int(lengths[row])}, expected {dim} (the first row's, > 0)"
+        raise row_error(path, row, message, line_numbers)
+    matrix = values.reshape(len(ids), dim)
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise row_error(path, row, f"id {ids[row]!r}: vector has NaN or infinite values", line_numbers)
+    return ids, matrix
 
 
 class Catalog:
@@ -302,3 +422,11 @@ class Catalog:
                 (items[row], float(stamps[row]), json.loads(ctx) if ctx and ctx != "{}" else {})
             )
         return out
+
+    def embeddings(self) -> tuple[list[str], np.ndarray] | None:
+        """The optional precomputed item vectors: (item ids, float32 [n, dim]), or None."""
+        return load_embeddings(self.root)
+
+    def table_file(self, table: str) -> Path | None:
+        """The file a table was loaded from (None for an absent optional table)."""
+        return table_file(self.root, table)

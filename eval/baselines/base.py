@@ -1,0 +1,152 @@
+"""The interface every recommendation baseline implements, and the id <-> index bookkeeping they share.
+
+A baseline is fitted on the training histories of one target type and ranks the *full* catalog of
+that type, so its numbers are directly comparable with neo's full-ranking evaluation. Subclasses
+only implement `fit_indices` and `score` on integer item indices; this class does the id mapping,
+batching, exclusion and top-K selection once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from typing import ClassVar, Self
+
+import numpy as np
+import torch
+
+from neo.eval.metrics import ranks_from_scores
+
+History = Sequence[str]
+
+
+class ItemIndex:
+    """Item ids of one entity type <-> contiguous indices 0..n-1 (the columns of a score matrix)."""
+
+    def __init__(self, item_ids: Sequence[str]):
+        self.ids = list(item_ids)
+        self.index = {item: i for i, item in enumerate(self.ids)}
+        if len(self.index) != len(self.ids):
+            raise ValueError("item ids of a baseline's catalog must be unique")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def encode(self, items: Sequence[str]) -> np.ndarray:
+        """Indices of the known items, in order; ids outside this type's catalog are dropped."""
+        return np.fromiter((self.index[i] for i in items if i in self.index), dtype=np.int64)
+
+    def encode_all(self, histories: Sequence[History]) -> list[np.ndarray]:
+        return [self.encode(h) for h in histories]
+
+
+class Recommender(ABC):
+    """Ranks every item of one entity type given a user's history of items of that type."""
+
+    name: ClassVar[str]
+
+    def __init__(self, item_ids: Sequence[str]):
+        if not item_ids:
+            raise ValueError(f"{type(self).__name__}: the target type has no items to rank")
+        self.items = ItemIndex(item_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def fit(self, histories: Sequence[History],
+            valid: tuple[Sequence[History], Sequence[str]] | None = None) -> Self:
+        """Learn from training histories; `valid` = (histories, one target each) lets a model stop early."""
+        encoded_valid = None
+        if valid is not None:
+            valid_histories, valid_targets = valid
+            encoded_valid = (self.items.encode_all(valid_histories), self.items.encode(valid_targets))
+        self.fit_indices(self.items.encode_all(histories), encoded_valid)
+        return self
+
+    @abstractmethod
+    def fit_indices(self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None) -> None:
+        """Fit on integer histories (see `fit`)."""
+
+    @abstractmethod
+    def score(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """Scores [len(histories), n_items] (higher is better) for a batch of integer histories."""
+
+    def _batches(self, histories: list[np.ndarray], batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for start in range(0, len(histories), batch_size):
+            yield start, self.score(histories[start : start + batch_size]).float()
+
+    def recommend(self, histories: Sequence[History], k: int, exclude: Sequence[History] | None = None,
+                  batch_size: int = 1024) -> list[list[str]]:
+        """Top-`k` item ids per history, best first, never naming an item listed in its `exclude` row."""
+        encoded = self.items.encode_all(histories)
+        excluded = self.items.encode_all(exclude) if exclude is not None else None
+        out: list[list[str]] = []
+        for start, scores in self._batches(encoded, batch_size):
+            if excluded is not None:
+                scores = scores.clone()
+                for row, items in enumerate(excluded[start : start + len(scores)]):
+                    scores[row, torch.as_tensor(items)] = -torch.inf
+            order = _stable_topk(scores, min(k, self.n_items))
+            for row, top in enumerate(order.tolist()):
+                allowed = [self.items.ids[i] for i in top if torch.isfinite(scores[row, i])]
+                out.append(allowed)
+        return out
+
+    def rank(self, histories: Sequence[History], targets: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+        """0-based rank of each target in the full ranking for its history (-1 if the target is unknown)."""
+        if len(histories) != len(targets):
+            raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
+        return self.rank_indices(self.items.encode_all(histories),
+                                 np.array([self.items.index.get(t, -1) for t in targets], dtype=np.int64),
+                                 batch_size)
+
+    def rank_indices(self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        ranks = np.full(len(histories), -1, dtype=np.int64)
+        for start, scores in self._batches(histories, batch_size):
+            rows = targets[start : start + len(scores)]
+            known = rows >= 0
+            if known.any():
+                ranks[start : start + len(scores)][known] = ranks_from_scores(scores[torch.as_tensor(known)],
+                                                                               rows[known])
+        return ranks
+
+
+def _stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k best scores per row, ties broken by lower index (the order `ranks_from_scores` uses)."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+
+
+def popularity_counts(histories: list[np.ndarray], n_items: int) -> np.ndarray:
+    """How often each item occurs in the training histories."""
+    if not histories:
+        return np.zeros(n_items, dtype=np.float64)
+    return np.bincount(np.concatenate(histories), minlength=n_items).astype(np.float64)
+
+
+# ----- search ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SearchQuery:
+    """A text query for items of one entity type, with the ids a perfect system would return."""
+
+    text: str
+    entity_type: str
+    relevant: tuple[str, ...]
+
+
+class SearchBaseline(ABC):
+    """Ranks the items of one entity type for free-text queries, over each item's title and text."""
+
+    name: ClassVar[str]
+
+    def __init__(self, item_ids: Sequence[str], texts: Sequence[str]):
+        if len(item_ids) != len(texts):
+            raise ValueError(f"{len(item_ids)} item ids but {len(texts)} texts")
+        if not item_ids:
+            raise ValueError(f"{type(self).__name__}: no items to search")
+        self.item_ids = list(item_ids)
+
+    @abstractmethod
+    def search(self, queries: Sequence[str], k: int) -> list[list[str]]:
+        """Top-`k` item ids per query, best first."""

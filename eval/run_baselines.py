@@ -1,0 +1,162 @@
+"""Run the recommendation and search baselines on a catalog and return flat, comparable metrics.
+
+Keys follow neo's metric naming, so model and baselines sit side by side in one metrics.json:
+`baseline/<name>/rec/<type>/recall@10`, `baseline/<name>/search/<type>/ndcg@10`, ...
+
+Recommendation protocol (the one the reference numbers in docs/bench_baselines.md use): baselines
+fit on the training histories; the validation target's history is the training history, the test
+target's history is training + the validation item; every item of the target type is ranked
+(full ranking, ties broken by item index) and items already in the history are *not* excluded
+unless `exclude_history=True`. For a target type other than the interacted one (e.g. brand), every
+history interaction is mapped to that type with `neo.data.splits.target_of` (product -> its brand).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from neo.data.catalog import Catalog
+from neo.data.splits import Split, target_of, targets
+from neo.eval.baselines.base import Recommender, SearchBaseline, SearchQuery
+from neo.eval.baselines.bm25 import BM25
+from neo.eval.baselines.cooccurrence import Cooccurrence
+from neo.eval.baselines.dense import Dense
+from neo.eval.baselines.popularity import Popularity
+from neo.eval.baselines.sasrec import SASRec, SASRecConfig
+from neo.eval.metrics import DEFAULT_KS, flat_keys, rank_metrics, set_metrics
+
+log = logging.getLogger(__name__)
+
+REC_BASELINES: dict[str, type[Recommender]] = {"popularity": Popularity, "cooccurrence": Cooccurrence,
+                                                "sasrec": SASRec}
+SEARCH_BASELINES: dict[str, type[SearchBaseline]] = {"bm25": BM25, "dense": Dense}
+
+
+@dataclass
+class TypedSplit:
+    """One target type's view of a split: item ids, training histories and (history, target) pairs."""
+
+    entity_type: str
+    item_ids: list[str]
+    train: list[list[str]]
+    valid: tuple[list[list[str]], list[str]]
+    evaluation: tuple[list[list[str]], list[str]]
+
+
+def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> TypedSplit:
+    """Map every interaction of `split` to `entity_type` (dropping those with no such link)."""
+    mapped: dict[str, str | None] = {}
+
+    def as_type(interactions) -> list[str]:
+        out = []
+        for interaction in interactions:
+            if interaction.item not in mapped:
+                mapped[interaction.item] = target_of(catalog, interaction.item, entity_type)
+            if mapped[interaction.item] is not None:
+                out.append(mapped[interaction.item])
+        return out
+
+    def pairs(which: str) -> tuple[list[list[str]], list[str]]:
+        wanted = targets(catalog, split, which, entity_type)
+        return [as_type(split.history(which, user)) for user in wanted], list(wanted.values())
+
+    return TypedSplit(entity_type, catalog.item_ids(entity_type), [as_type(h) for h in split.train.values()],
+                      pairs("valid"), pairs(part))
+
+
+def build_recommender(name: str, item_ids: Sequence[str], sasrec_config: SASRecConfig | None = None,
+                      progress: bool = True) -> Recommender:
+    if name not in REC_BASELINES:
+        raise ValueError(f"unknown recommendation baseline {name!r}; known: {sorted(REC_BASELINES)}")
+    if name == "sasrec":
+        return SASRec(item_ids, sasrec_config, progress=progress)
+    return REC_BASELINES[name](item_ids)
+
+
+def run_rec_baselines(catalog: Catalog, split: Split, entity_types: Sequence[str], part: str = "test",
+                      names: Sequence[str] = ("popularity", "cooccurrence", "sasrec"),
+                      ks: Sequence[int] = DEFAULT_KS, sasrec_config: SASRecConfig | None = None,
+                      exclude_history: bool = False, progress: bool = True) -> dict[str, float]:
+    """Fit each baseline per target type and score it on `part` ('valid' or 'test').
+
+    Also reports `.../n` (evaluated users) and `.../fit_seconds` per baseline and type. A type with no
+    evaluation targets is skipped; SASRec is skipped for a type whose histories never hold two items.
+    """
+    out: dict[str, float] = {}
+    for entity_type in entity_types:
+        data = typed_split(catalog, split, entity_type, part)
+        histories, wanted = data.evaluation
+        if not wanted:
+            log.warning("no %s targets of type %r in %s; skipping its baselines", part, entity_type, catalog.name)
+            continue
+        for name in names:
+            if name == "sasrec" and not any(len(h) >= 2 for h in data.train):
+                log.warning("sasrec: no training history of type %r has two items; skipped", entity_type)
+                continue
+            started = time.perf_counter()
+            model = build_recommender(name, data.item_ids, sasrec_config, progress).fit(data.train, data.valid)
+            fit_seconds = time.perf_counter() - started
+            if exclude_history:
+                top = model.recommend(histories, max(ks), exclude=histories)
+                ranks = [row.index(t) if t in row else len(data.item_ids) for row, t in zip(top, wanted, strict=True)]
+            else:
+                ranks = model.rank(histories, wanted)
+            prefix = f"baseline/{name}/rec/{entity_type}"
+            out.update(flat_keys(prefix, rank_metrics(ranks, ks)))
+            out[f"{prefix}/n"] = len(wanted)
+            out[f"{prefix}/fit_seconds"] = round(fit_seconds, 2)
+            log.info("%s %s: recall@10 %.4f ndcg@10 %.4f (%.0fs)", name, entity_type,
+                     out.get(f"{prefix}/recall@10", float("nan")), out.get(f"{prefix}/ndcg@10", float("nan")),
+                     fit_seconds)
+    return out
+
+
+def item_texts(catalog: Catalog, entity_type: str) -> tuple[list[str], list[str]]:
+    """Ids and searchable text (title, then text) of every item of one type."""
+    rows = catalog.rows_of_type(entity_type)
+    subset = catalog.items.select(rows)
+    texts = [f"{title}. {text}" if text else title for title, text in zip(subset["title"], subset["text"], strict=True)]
+    return list(subset["id"]), texts
+
+
+def queries_from_catalog(catalog: Catalog, split: str = "test") -> list[SearchQuery]:
+    """The catalog's search queries of one split ('train' or 'test'); empty if it has no queries table."""
+    if catalog.queries is None:
+        return []
+    return [SearchQuery(row["text"], row["type"], tuple(row["items"]))
+            for row in catalog.queries if row["split"] == split]
+
+
+def run_search_baselines(catalog: Catalog, queries: Sequence[SearchQuery], ks: Sequence[int] = DEFAULT_KS,
+                         names: Sequence[str] = ("bm25", "dense")) -> dict[str, float]:
+    """Score each search baseline per target type: `baseline/<name>/search/<type>/<metric>`."""
+    by_type: dict[str, list[SearchQuery]] = {}
+    for query in queries:
+        by_type.setdefault(query.entity_type, []).append(query)
+    out: dict[str, float] = {}
+    for entity_type, typed in by_type.items():
+        item_ids, texts = item_texts(catalog, entity_type)
+        if not item_ids:
+            raise ValueError(f"{catalog.root}: queries ask for type {entity_type!r}, which has no items")
+        for name in names:
+            if name not in SEARCH_BASELINES:
+                raise ValueError(f"unknown search baseline {name!r}; known: {sorted(SEARCH_BASELINES)}")
+            engine = SEARCH_BASELINES[name](item_ids, texts)
+            ranked = engine.search([q.text for q in typed], max(ks))
+            prefix = f"baseline/{name}/search/{entity_type}"
+            out.update(flat_keys(prefix, set_metrics(ranked, [q.relevant for q in typed], ks)))
+            out[f"{prefix}/n"] = len(typed)
+    return out
+
+
+def sasrec_config_from(options: Mapping | None) -> SASRecConfig:
+    """A SASRecConfig from a (Hydra) mapping; unknown keys are an error that names them."""
+    options = dict(options or {})
+    known = set(SASRecConfig.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"baselines.sasrec: unknown option(s) {unknown}; known: {sorted(known)}")
+    return SASRecConfig(**options)

@@ -1,0 +1,515 @@
+"""`neo.Neo`: the prompt-steered inference API over a trained checkpoint.
+
+One model answers four kinds of request, each a prompt built by `neo.tasks.prompts` (the same builders
+the training examples came from, so inference sees exactly the training format) and decoded by
+`neo.decoding` (so every item the model names exists in the catalog):
+
+- `recommend`: a user's history -> top-k items of a target type (item beam search over the trie);
+- `search`: a text query -> top-k items of a target type;
+- `describe_user`: a history -> a free-text profile that may mention items;
+- `generate`: any prompt -> mixed text and item references.
+
+Each has a `*_batch` form taking request objects; the HTTP server's micro-batcher calls `run_batch`,
+which groups a mixed batch by kind. Inputs are checked before anything runs (`validate`), so one bad
+request is refused with a `NeoInputError` that names the field, and never poisons a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neo.data.catalog import Catalog
+from neo.sids.table import SIDS_DIR, SIDTable, load_tables
+from neo.tasks.prompts import (
+    DEFAULT_STYLE,
+    FAMILIARITY,
+    ChatFormat,
+    HistoryLine,
+    HistoryStyle,
+    generic_prompt,
+    profile_prompt,
+    recommend_prompt,
+    search_prompt,
+)
+from neo.vocab import SIDVocab
+
+NEO_META_FILE = "neo.json"
+CHECKPOINT_CATALOG_DIR = "catalog"
+
+
+class NeoInputError(ValueError):
+    """A request field is invalid; `field` is its dotted path (e.g. `history[3]`) for error responses."""
+
+    def __init__(self, field_path: str, message: str):
+        self.field = field_path
+        self.message = message
+        super().__init__(f"{field_path}: {message}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits on requests: they bound latency and memory, and the server publishes them in its schema."""
+
+    max_history: int = 256
+    max_k: int = 100
+    max_exclude: int = 1024
+    max_query_chars: int = 1000
+    max_prompt_chars: int = 8000
+    max_new_tokens: int = 256
+    max_id_chars: int = 256
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None) -> Limits:
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown limit(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**{k: int(v) for k, v in raw.items()})
+
+
+# ----- requests ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecommendRequest:
+    history: Sequence[str]
+    target_type: str
+    k: int = 10
+    discovery: str | None = None
+    exclude: Sequence[str] | None = None
+    filters: Any = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    target_type: str
+    k: int = 10
+
+
+@dataclass(frozen=True)
+class DescribeUserRequest:
+    history: Sequence[str]
+    max_new_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: str
+    max_new_tokens: int | None = None
+    allowed_types: Sequence[str] | None = None
+
+
+Request = RecommendRequest | SearchRequest | DescribeUserRequest | GenerateRequest
+
+
+# ----- results -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ItemResult:
+    """One catalog item the model named: its record, its SID and (for ranked results) its score."""
+
+    item_id: str
+    entity_type: str
+    title: str
+    sid: str
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of mixed output: free text, or an item reference resolved to its catalog record."""
+
+    text: str
+    item: ItemResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.item is None:
+            return {"kind": "text", "text": self.text}
+        return {"kind": "item", "text": self.text, "item": self.item.to_dict()}
+
+
+@dataclass(frozen=True)
+class TextResult:
+    """Mixed output: `text` renders item references as their titles; `segments` keep the structure."""
+
+    text: str
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[ItemResult]:
+        return [s.item for s in self.segments if s.item is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "segments": [s.to_dict() for s in self.segments],
+                "items": [i.to_dict() for i in self.items]}
+
+
+# ----- checkpoint contents -----------------------------------------------------------------------
+def read_checkpoint_meta(directory: Path) -> dict[str, Any]:
+    path = directory / NEO_META_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing; a neo checkpoint carries neo.json (dataset, stage)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc.msg})") from None
+
+
+def find_catalog(directory: Path, meta: Mapping[str, Any]) -> Path:
+    """The dataset a checkpoint answers about: its own `catalog/` copy, else the path in neo.json.
+
+    A self-contained checkpoint (one that carries `catalog/`) keeps working when moved to another
+    machine; the neo.json path is the convenient default for checkpoints used where they were trained.
+    """
+    embedded = directory / CHECKPOINT_CATALOG_DIR
+    if (embedded / "dataset.yaml").exists():
+        return embedded
+    dataset = meta.get("dataset")
+    recorded = dataset.get("path") if isinstance(dataset, Mapping) else meta.get("dataset_path")
+    if recorded and (Path(recorded) / "dataset.yaml").exists():
+        return Path(recorded)
+    raise FileNotFoundError(
+        f"{directory}: no catalog found: expected {embedded}/dataset.yaml or a dataset directory at "
+        f"neo.json's dataset.path (got {recorded!r}); pass catalog=<dataset dir> to Neo.from_pretrained"
+    )
+
+
+def item_records(catalog: Catalog, tables: Mapping[str, SIDTable]) -> dict[str, tuple[str, str]]:
+    """Item id -> (type, title) for every item with a SID: the only items the model can read or name."""
+    type_of = {item: t for t, table in tables.items() for item in table.item_ids}
+    records = {}
+    for item_id, title in zip(catalog.items["id"], catalog.items["title"], strict=True):
+        entity_type = type_of.get(item_id)
+        if entity_type is not None:
+            records[item_id] = (entity_type, title)
+    missing = len(type_of) - len(records)
+    if missing:
+        example = next(i for i in type_of if i not in records)
+        raise ValueError(f"{catalog.root}: {missing} item(s) of the SID tables are not in the catalog "
+                         f"(e.g. {example!r}); was the checkpoint trained on another dataset?")
+    return records
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return None
+    resolved = getattr(torch, str(dtype), None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"dtype {dtype!r} is not a torch dtype (e.g. float32, bfloat16, float16)")
+    return resolved
+
+
+def _check_k(k: Any, limits: Limits) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
+        raise NeoInputError("k", f"must be an integer in [1, {limits.max_k}], got {k!r}")
+
+
+def _check_max_new_tokens(value: Any, limits: Limits) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or not 1 <= value <= limits.max_new_tokens):
+        raise NeoInputError("max_new_tokens", f"must be an integer in [1, {limits.max_new_tokens}], got {value!r}")
+
+
+def _check_text(name: str, value: Any, max_chars: int) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise NeoInputError(name, "must be a non-empty string")
+    if len(value) > max_chars:
+        raise NeoInputError(name, f"is {len(value)} characters; the limit is {max_chars}")
+
+
+class Neo:
+    """A loaded checkpoint: model, tokenizer, SID vocabulary and tables, item trie and item records."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, vocab: SIDVocab, tables: Mapping[str, SIDTable],
+                 records: Mapping[str, tuple[str, str]], *, device: str | torch.device = "cpu",
+                 chat: ChatFormat | None = None, style: HistoryStyle = DEFAULT_STYLE,
+                 limits: Limits | None = None, beam_width: int = 30, max_new_tokens: int = 128):
+        from neo.decoding import ItemTrie
+
+        if len(tokenizer) != vocab.total_size:
+            raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
+                             f"{vocab.total_size}; the checkpoint's tokenizer and neo_vocab.json disagree")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"  # decoder-only batches: every row's last token is real
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.chat = chat or ChatFormat.from_tokenizer(tokenizer)
+        self.style = style
+        self.vocab = vocab
+        self.tables = dict(tables)
+        self.records = dict(records)
+        self.device = torch.device(device)
+        self.limits = limits or Limits()
+        self.beam_width = beam_width
+        self.max_new_tokens = min(max_new_tokens, self.limits.max_new_tokens)
+        self.trie = ItemTrie.build(vocab, self.tables, self.device)
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
+                        dtype: str | torch.dtype | None = None, catalog: str | os.PathLike | None = None,
+                        limits: Limits | None = None, beam_width: int = 30, max_new_tokens: int = 128) -> Neo:
+        """Load a checkpoint directory (see docs/serving.md for what it must contain)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory}: not a checkpoint directory")
+        meta = read_checkpoint_meta(directory)
+        vocab = SIDVocab.load(directory)
+        tables = load_tables(directory / SIDS_DIR)
+        unknown = sorted(set(tables) - set(vocab.type_names))
+        if unknown:
+            raise ValueError(f"{directory / SIDS_DIR}: tables for types {unknown} not in neo_vocab.json "
+                             f"(types {vocab.type_names})")
+        records = item_records(Catalog.load(Path(catalog) if catalog else find_catalog(directory, meta)), tables)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=resolve_dtype(dtype)).to(device)
+        chat = ChatFormat(**meta["chat"]) if isinstance(meta.get("chat"), Mapping) else None
+        raw_style = meta.get("history_style")
+        style = (HistoryStyle(bool(raw_style.get("show_gaps", True)), tuple(raw_style.get("context_keys", ())))
+                 if isinstance(raw_style, Mapping) else DEFAULT_STYLE)
+        return cls(model, tokenizer, vocab, tables, records, device=device, chat=chat, style=style,
+                   limits=limits, beam_width=beam_width, max_new_tokens=max_new_tokens)
+
+    # ----- catalog ---------------------------------------------------------------------------------
+    @property
+    def entity_types(self) -> list[str]:
+        return list(self.tables)
+
+    def catalog_summary(self) -> dict[str, int]:
+        """Entity type -> number of items the model can recommend."""
+        return {t: len(table) for t, table in self.tables.items()}
+
+    def item(self, item_id: str, score: float | None = None) -> ItemResult:
+        entity_type, title = self.records[item_id]
+        sid = self.vocab.span_text(entity_type, self.tables[entity_type].code_of(item_id))
+        return ItemResult(item_id, entity_type, title, sid, score)
+
+    # ----- validation ------------------------------------------------------------------------------
+    def _check_type(self, name: str, value: Any) -> None:
+        if value not in self.tables:
+            raise NeoInputError(name, f"unknown entity type {value!r}; valid types: {self.entity_types}")
+
+    def _check_items(self, name: str, items: Any, max_items: int, allow_empty: bool) -> None:
+        if isinstance(items, str) or not isinstance(items, Sequence):
+            raise NeoInputError(name, "must be a list of item ids")
+        if not items and not allow_empty:
+            raise NeoInputError(name, "must name at least one item")
+        if len(items) > max_items:
+            raise NeoInputError(name, f"has {len(items)} items; the limit is {max_items}")
+        for position, item_id in enumerate(items):
+            if not isinstance(item_id, str) or item_id not in self.records:
+                raise NeoInputError(f"{name}[{position}]", f"unknown item {item_id!r}: history and exclude "
+                                    f"take catalog item ids of types {self.entity_types} (see /v1/catalog)")
+
+    def validate(self, request: Request) -> None:
+        """Raise `NeoInputError` naming the first invalid field; cheap (no model call)."""
+        if isinstance(request, RecommendRequest):
+            self._check_items("history", request.history, self.limits.max_history, allow_empty=False)
+            self._check_type("target_type", request.target_type)
+            _check_k(request.k, self.limits)
+            self._check_items("exclude", request.exclude or [], self.limits.max_exclude, allow_empty=True)
+            if request.discovery is not None and request.discovery not in FAMILIARITY:
+                raise NeoInputError("discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}")
+        elif isinstance(request, SearchRequest):
+            _check_text("query", request.query, self.limits.max_query_chars)
+            self._check_type("target_type", request.target_type)
+            _check_k(request.k, self.limits)
+        elif isinstance(request, DescribeUserRequest):
+            self._check_items("history", request.history, self.limits.max_history, allow_empty=False)
+            _check_max_new_tokens(request.max_new_tokens, self.limits)
+        elif isinstance(request, GenerateRequest):
+            _check_text("prompt", request.prompt, self.limits.max_prompt_chars)
+            _check_max_new_tokens(request.max_new_tokens, self.limits)
+            for position, entity_type in enumerate(request.allowed_types or []):
+                self._check_type(f"allowed_types[{position}]", entity_type)
+        else:
+            raise TypeError(f"not a neo request: {type(request).__name__}")
+
+    # ----- prompts ---------------------------------------------------------------------------------
+    def _history(self, history: Sequence[str]) -> list[HistoryLine]:
+        return [HistoryLine(self.item(item_id).sid) for item_id in history]
+
+    def _prompt(self, request: Request) -> str:
+        """The exact training-time prompt for a request (neo.tasks.prompts builders, checkpoint's chat format)."""
+        if isinstance(request, RecommendRequest):
+            return recommend_prompt(self._history(request.history), request.target_type, k=request.k,
+                                    output_format="ids", familiarity=request.discovery, chat=self.chat,
+                                    style=self.style)
+        if isinstance(request, SearchRequest):
+            return search_prompt(request.query, request.target_type, k=request.k, output_format="ids",
+                                 chat=self.chat)
+        if isinstance(request, DescribeUserRequest):
+            return profile_prompt(self._history(request.history), chat=self.chat, style=self.style)
+        return generic_prompt(request.prompt, chat=self.chat)
+
+    def _tokens(self, request: Request, new_tokens: int) -> list[int]:
+        """The prompt's token ids; refuses a prompt that leaves no room in the context for the answer."""
+        tokens = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
+        if self.context_length and len(tokens) + new_tokens > self.context_length:
+            name = {SearchRequest: "query", GenerateRequest: "prompt"}.get(type(request), "history")
+            raise NeoInputError(name, f"the prompt is {len(tokens)} tokens and the answer needs up to {new_tokens}, "
+                                      f"but the model's context is {self.context_length} tokens; shorten it")
+        return tokens
+
+    def _batch(self, token_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-pad prompts into one batch, so every row's next token follows its own last prompt token."""
+        width = max(len(tokens) for tokens in token_lists)
+        input_ids = torch.full((len(token_lists), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
+        for row, tokens in enumerate(token_lists):
+            input_ids[row, width - len(tokens):] = torch.tensor(tokens, dtype=torch.long)
+            attention_mask[row, width - len(tokens):] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    # ----- decoding --------------------------------------------------------------------------------
+    def _answer_budget(self, request: Request) -> int:
+        if isinstance(request, RecommendRequest | SearchRequest):
+            return self.vocab.block(request.target_type).levels + 2
+        return request.max_new_tokens or self.max_new_tokens
+
+    def _rank(self, requests: Sequence[RecommendRequest | SearchRequest],
+              prompts: Sequence[Sequence[int]]) -> list[list[ItemResult]]:
+        """Item beam search for rows that share `k` and filters (the decoder takes one of each per call)."""
+        from neo.decoding import beam_search_items
+
+        k = requests[0].k
+        filters = getattr(requests[0], "filters", None)
+        input_ids, attention_mask = self._batch(prompts)
+        exclude = [list(getattr(r, "exclude", None) or []) for r in requests]
+        with torch.inference_mode():
+            hits = beam_search_items(self.model, input_ids, attention_mask, self.trie,
+                                     [r.target_type for r in requests], k, beam_width=max(self.beam_width, k),
+                                     exclude=exclude if any(exclude) else None, filters=filters)
+        return [[self.item(hit.item_id, float(hit.score)) for hit in row] for row in hits]
+
+    def _generate(self, requests: Sequence[DescribeUserRequest | GenerateRequest],
+                  prompts: Sequence[Sequence[int]]) -> list[TextResult]:
+        """Mixed text/item generation for rows that share their allowed types and token budget."""
+        from neo.decoding import generate_mixed
+
+        allowed = list(getattr(requests[0], "allowed_types", None) or self.entity_types)
+        input_ids, attention_mask = self._batch(prompts)
+        with torch.inference_mode():
+            outputs = generate_mixed(self.model, input_ids, attention_mask, self.trie, allowed,
+                                     max_new_tokens=self._answer_budget(requests[0]))
+        return [self._render(output.token_ids) for output in outputs]
+
+    def _render(self, token_ids: Sequence[int]) -> TextResult:
+        """Split generated ids into text and item spans by vocabulary arithmetic; resolve spans to items."""
+        stop = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
+        segments: list[Segment] = []
+        text_run: list[int] = []
+        span: list[int] | None = None
+        span_type = ""
+
+        def flush_text() -> None:
+            if text_run:
+                segments.append(Segment(self.tokenizer.decode(text_run, skip_special_tokens=True)))
+                text_run.clear()
+
+        for token in (int(t) for t in token_ids):
+            if token in stop and span is None:
+                break
+            kind = self.vocab.describe(token)
+            if kind[0] == "open":
+                flush_text()
+                span, span_type = [], kind[1]
+            elif kind[0] == "code" and span is not None:
+                span.append(kind[3])
+            elif kind[0] == "close" and span is not None:
+                item_id = self.tables[span_type].item_of(span)
+                if item_id is None:  # the decoder guarantees this never happens; say so loudly if it does
+                    raise RuntimeError(f"decoder produced a {span_type} SID {tuple(span)} that is not in the catalog")
+                item = self.item(item_id)
+                segments.append(Segment(item.title, item))
+                span = None
+            elif kind[0] == "text":
+                text_run.append(token)
+        flush_text()
+        return TextResult("".join(s.text for s in segments), segments)
+
+    # ----- batches ---------------------------------------------------------------------------------
+    def run_batch(self, requests: Sequence[Request]) -> list[Any]:
+        """Answer a mixed batch: one result per request, or the `Exception` that request raised.
+
+        Rows are grouped so each decoder call gets rows it can share (same kind, `k`, filters or
+        allowed types and budget); a bad request fails alone and never takes its batch-mates with it.
+        """
+        results: list[Any] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        prompts: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            try:
+                self.validate(request)
+                prompts[index] = self._tokens(request, self._answer_budget(request))
+            except NeoInputError as exc:
+                results[index] = exc
+                continue
+            if isinstance(request, RecommendRequest | SearchRequest):
+                key: tuple = ("rank", request.k, id(getattr(request, "filters", None)))
+            else:
+                allowed = tuple(getattr(request, "allowed_types", None) or ())
+                key = ("generate", allowed, self._answer_budget(request))
+            groups.setdefault(key, []).append(index)
+        for key, indices in groups.items():
+            group = [requests[i] for i in indices]
+            group_prompts = [prompts[i] for i in indices]
+            try:
+                answers: list[Any] = (self._rank(group, group_prompts) if key[0] == "rank"
+                                      else self._generate(group, group_prompts))
+            except Exception as exc:  # reported per request by the caller (the server answers 500)
+                answers = [exc] * len(indices)
+            for index, answer in zip(indices, answers, strict=True):
+                results[index] = answer
+        return results
+
+    def _run(self, requests: Sequence[Request]) -> list[Any]:
+        results = self.run_batch(requests)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    def recommend_batch(self, requests: Sequence[RecommendRequest]) -> list[list[ItemResult]]:
+        return self._run(requests)
+
+    def search_batch(self, requests: Sequence[SearchRequest]) -> list[list[ItemResult]]:
+        return self._run(requests)
+
+    def describe_user_batch(self, requests: Sequence[DescribeUserRequest]) -> list[TextResult]:
+        return self._run(requests)
+
+    def generate_batch(self, requests: Sequence[GenerateRequest]) -> list[TextResult]:
+        return self._run(requests)
+
+    # ----- single requests -------------------------------------------------------------------------
+    def recommend(self, history: Sequence[str], target_type: str, k: int = 10, discovery: str | None = None,
+                  exclude: Sequence[str] | None = None, filters: Any = None) -> list[ItemResult]:
+        """Top-k items of `target_type` for a history of item ids (oldest first), best first."""
+        return self._run([RecommendRequest(history, target_type, k, discovery, exclude, filters)])[0]
+
+    def search(self, query: str, target_type: str, k: int = 10) -> list[ItemResult]:
+        """Top-k items of `target_type` for a text query, best first."""
+        return self._run([SearchRequest(query, target_type, k)])[0]
+
+    def describe_user(self, history: Sequence[str], max_new_tokens: int | None = None) -> TextResult:
+        """A natural-language profile of a history; item mentions are resolved to catalog records."""
+        return self._run([DescribeUserRequest(history, max_new_tokens)])[0]
+
+    def generate(self, prompt: str, max_new_tokens: int | None = None,
+                 allowed_types: Sequence[str] | None = None) -> TextResult:
+        """Answer a free instruction (wrapped in the training chat format); items come out resolved."""
+        return self._run([GenerateRequest(prompt, max_new_tokens, allowed_types)])[0]

@@ -1,0 +1,102 @@
+"""Request and response bodies of the HTTP API, built from the configured `Limits`.
+
+The limits are part of the published OpenAPI schema (maxItems, maxLength, maximum), so clients and
+schema-driven fuzzers see them, and FastAPI answers 422 naming the field that broke one.
+Unknown fields are refused too: a typo like `target_typ` must not silently fall back to a default.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from neo.api import Limits
+
+TYPE_NAME_CHARS = 64
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    entity_type: str
+    title: str
+    sid: str = Field(description="the item's Semantic ID as its token span")
+    score: float | None = Field(None, description="beam log-probability (ranked results only)")
+
+
+class ItemsResponse(BaseModel):
+    items: list[ItemOut]
+
+
+class SegmentOut(BaseModel):
+    kind: Literal["text", "item"]
+    text: str
+    item: ItemOut | None = None
+
+
+class TextResponse(BaseModel):
+    text: str = Field(description="the output with item references rendered as titles")
+    segments: list[SegmentOut]
+    items: list[ItemOut] = Field(description="the items the output mentions, in order")
+
+
+class EntityTypeOut(BaseModel):
+    name: str
+    items: int
+
+
+class CatalogResponse(BaseModel):
+    entity_types: list[EntityTypeOut]
+    total_items: int
+
+
+class StatusResponse(BaseModel):
+    status: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestSchemas:
+    """The request body classes for one set of limits."""
+
+    recommend: type[BaseModel]
+    search: type[BaseModel]
+    describe_user: type[BaseModel]
+    generate: type[BaseModel]
+
+
+def build_request_schemas(limits: Limits) -> RequestSchemas:
+    """Request bodies whose constraints come from `limits` (the server's configuration)."""
+    item_id = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_id_chars)]
+    type_name = Annotated[str, StringConstraints(min_length=1, max_length=TYPE_NAME_CHARS)]
+    strict = ConfigDict(extra="forbid")
+
+    class RecommendBody(BaseModel):
+        model_config = strict
+        history: list[item_id] = Field(min_length=1, max_length=limits.max_history,
+                                       description="the user's item ids, oldest first")
+        target_type: type_name = Field(description="entity type to recommend (see /v1/catalog)")
+        k: int = Field(10, ge=1, le=limits.max_k)
+        discovery: Literal["familiar", "unfamiliar"] | None = Field(
+            None, description="steer towards items like the history (familiar) or new to the user (unfamiliar)")
+        exclude: list[item_id] = Field(default_factory=list, max_length=limits.max_exclude,
+                                       description="item ids that must not be recommended")
+
+    class SearchBody(BaseModel):
+        model_config = strict
+        query: str = Field(min_length=1, max_length=limits.max_query_chars)
+        target_type: type_name
+        k: int = Field(10, ge=1, le=limits.max_k)
+
+    class DescribeUserBody(BaseModel):
+        model_config = strict
+        history: list[item_id] = Field(min_length=1, max_length=limits.max_history)
+        max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
+
+    class GenerateBody(BaseModel):
+        model_config = strict
+        prompt: str = Field(min_length=1, max_length=limits.max_prompt_chars)
+        max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
+        allowed_types: list[type_name] | None = Field(
+            None, max_length=32, description="entity types the output may reference (default: all)")
+
+    return RequestSchemas(RecommendBody, SearchBody, DescribeUserBody, GenerateBody)

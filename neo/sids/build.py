@@ -1,0 +1,183 @@
+"""Build the SID tables of a catalog (one per entity type), and give unseen items codes later.
+
+Pipeline per type: embed items -> fit the residual quantiser -> encode -> collision policy -> SIDTable,
+or import a bring-your-own assignment when the type's config names an existing file. Writes
+`<output_dir>/sids/` (tables, `<type>.codebooks.npz`, `report.json`), the folder every later stage
+finds by convention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from neo.data.catalog import Catalog
+from neo.io import write_json
+from neo.sids.byo import import_sids, read_sids
+from neo.sids.collisions import CodeRanker, disambiguate, resolve_by_popularity
+from neo.sids.config import TypeSIDConfig, selected_types, type_config
+from neo.sids.embed import embed_items, training_histories
+from neo.sids.quantize import ResidualQuantizer, fit_quantizer
+from neo.sids.report import quality_report
+from neo.sids.table import SIDS_DIR, SIDTable, save_tables
+
+log = logging.getLogger(__name__)
+REPORT_FILE = "report.json"
+
+
+def codebooks_path(sids_dir: str | os.PathLike, entity_type: str) -> Path:
+    return Path(sids_dir) / f"{entity_type}.codebooks.npz"
+
+
+def load_quantizer(sids_dir: str | os.PathLike, entity_type: str) -> ResidualQuantizer:
+    """The fitted codebooks saved beside a type's table (for `encode_new_items`)."""
+    return ResidualQuantizer.load(codebooks_path(sids_dir, entity_type))
+
+
+def item_popularity(catalog: Catalog, item_ids: list[str]) -> np.ndarray:
+    """Popularity per item: the catalog's `popularity` field, else training interactions.
+
+    An item nobody interacts with directly (a brand) counts the interactions of the items linking to it.
+    """
+    column = catalog.items["popularity"]
+    given = [column[catalog.item_row[i]] for i in item_ids]
+    if all(value is not None for value in given):
+        return np.asarray(given, dtype=np.float64)
+    counts = Counter(item for history in training_histories(catalog).values() for item in history)
+    linked = Counter()
+    for source, targets in catalog.links.items():
+        for ids in targets.values():
+            for target in ids:
+                linked[target] += counts[source]
+    return np.asarray([value if value is not None else counts[item] or linked[item]
+                       for item, value in zip(item_ids, given, strict=True)], dtype=np.float64)
+
+
+def model_ranker(model: ResidualQuantizer, projected: np.ndarray, extra_size: int = 0) -> CodeRanker:
+    """Codes nearest the item's residual first; on a disambiguation level (beyond the model's), lowest first."""
+
+    def rank(row: int, prefix: tuple[int, ...]) -> np.ndarray:
+        if len(prefix) < model.levels:
+            return model.ranked_codes(projected[row], prefix)
+        return np.arange(extra_size)
+
+    return rank
+
+
+def build_type_table(entity_type: str, item_ids: list[str], embeddings: np.ndarray, cfg: TypeSIDConfig,
+                     popularity: np.ndarray | None, embedding_hash: str,
+                     ) -> tuple[SIDTable, ResidualQuantizer, dict[str, Any]]:
+    """Fit, encode and resolve collisions for one type; returns the table, the fitted model and its report."""
+    start = time.perf_counter()
+    model = fit_quantizer(embeddings, cfg.quantizer)
+    raw = model.encode(embeddings)
+    sizes = list(model.codebook_sizes)
+    if cfg.collisions == "disambiguate":
+        codes, extra = disambiguate(raw, popularity)
+        sizes.append(extra)
+        moved = int((codes[:, -1] > 0).sum())
+    else:
+        codes, moved_rows = resolve_by_popularity(raw, sizes, popularity, model_ranker(model, model.project(embeddings)))
+        moved = len(moved_rows)
+    meta = {"source": "built", "config": cfg.to_dict(), "embedding_hash": embedding_hash,
+            "collisions": cfg.collisions, "quantizer_levels": model.levels}
+    table = SIDTable(entity_type, item_ids, codes, sizes, meta)
+    report = quality_report(raw, codes, sizes, embeddings, time.perf_counter() - start,
+                            source="built", embedder=cfg.embedder.name, quantizer=cfg.quantizer.method,
+                            collisions=cfg.collisions, moved_items=moved, version=table.version)
+    return table, model, report
+
+
+def build_sid_tables(catalog: Catalog, sid_cfg: Any, output_dir: str | os.PathLike,
+                     ) -> tuple[dict[str, SIDTable], dict[str, Any]]:
+    """SID tables for the configured entity types (all by default), saved to `<output_dir>/sids/`.
+
+    Returns the tables and the report (type -> quality numbers), also written to `sids/report.json`.
+    """
+    sids_dir = Path(output_dir) / SIDS_DIR
+    tables: dict[str, SIDTable] = {}
+    report: dict[str, Any] = {}
+    for entity_type in tqdm(selected_types(sid_cfg, catalog.type_names), desc="SID tables"):
+        start = time.perf_counter()
+        cfg = type_config(sid_cfg, entity_type)
+        item_ids = catalog.item_ids(entity_type)
+        if not item_ids:
+            log.warning("entity type %r has no items; no SID table", entity_type)
+            continue
+        embeddings, embedding_hash = embed_items(catalog, item_ids, cfg.embedder, entity_type)
+        popularity = item_popularity(catalog, item_ids)
+        if cfg.byo and Path(cfg.byo).exists():
+            table = import_sids(cfg.byo, entity_type, item_ids, duplicates=cfg.collisions, popularity=popularity)
+            file_hash = hashlib.sha256(Path(cfg.byo).read_bytes()).hexdigest()[:16]
+            table = SIDTable(entity_type, table.item_ids, table.codes, table.codebook_sizes,
+                             {**table.meta, "file_hash": file_hash, "config": cfg.to_dict()})
+            type_report = quality_report(read_sids(cfg.byo, entity_type, item_ids), table.codes,
+                                         table.codebook_sizes, embeddings, 0.0, source="byo",
+                                         embedder=cfg.embedder.name, collisions=cfg.collisions,
+                                         version=table.version)
+        else:
+            table, model, type_report = build_type_table(entity_type, item_ids, embeddings, cfg, popularity,
+                                                         embedding_hash)
+            model.save(codebooks_path(sids_dir, entity_type))
+        type_report["seconds"] = round(time.perf_counter() - start, 3)
+        tables[entity_type], report[entity_type] = table, type_report
+        log.info("SIDs %s: %s", entity_type, json.dumps({k: type_report[k] for k in (
+            "items", "collision_rate_before", "collision_rate_after", "prefix_coherence_l1",
+            "random_pair_similarity")}))
+    save_tables(sids_dir, tables)
+    write_json(sids_dir / REPORT_FILE, report)
+    return tables, report
+
+
+@dataclass
+class NewItemCodes:
+    """Codes for items the table did not have, and the table extended with them."""
+
+    item_ids: list[str]
+    codes: np.ndarray
+    """Final codes [n_new, table levels], unique against the old items and each other."""
+    raw_codes: np.ndarray
+    """What the fitted codebooks gave [n_new, quantiser levels], before the collision policy."""
+    collided: list[str]
+    """New items whose code (with the disambiguation digit 0, for that policy) was already taken."""
+    table: SIDTable
+
+
+def encode_new_items(model: ResidualQuantizer, embeddings: np.ndarray, table: SIDTable,
+                     item_ids: list[str]) -> NewItemCodes:
+    """Give unseen items codes with the fitted codebooks, never moving an existing item's code.
+
+    The table's policy applies among what is free: under `disambiguate` a new item takes the lowest free
+    number in its group; under `popularity` the nearest free code. If a group's numbering is full (the
+    extra level cannot grow without changing the vocabulary), the search backs off to nearby prefixes.
+    """
+    existing = [i for i in item_ids if table.contains(i)]
+    if existing:
+        raise ValueError(f"{len(existing)} item(s) already have SIDs in the {table.entity_type!r} table, "
+                         f"e.g. {existing[:5]}; encode_new_items is for unseen items")
+    if len(set(item_ids)) != len(item_ids) or len(item_ids) != len(embeddings):
+        raise ValueError(f"need one embedding per distinct new item; got {len(embeddings)} rows for "
+                         f"{len(item_ids)} ids ({len(set(item_ids))} distinct)")
+    if tuple(table.codebook_sizes[:model.levels]) != model.codebook_sizes:
+        raise ValueError(f"codebooks {model.codebook_sizes} do not match table {table.entity_type!r} sizes "
+                         f"{table.codebook_sizes}; load the codebooks saved with this table")
+    raw = model.encode(embeddings)
+    extra_levels = table.levels - model.levels
+    start = np.concatenate([raw, np.zeros((len(raw), extra_levels), np.int32)], axis=1)
+    extra_size = table.codebook_sizes[-1] if extra_levels else 0
+    taken = {tuple(row) for row in table.codes.tolist()}
+    rank = model_ranker(model, model.project(embeddings), extra_size)
+    codes, moved = resolve_by_popularity(start, table.codebook_sizes, None, rank, taken)
+    extended = SIDTable(table.entity_type, [*table.item_ids, *item_ids], np.concatenate([table.codes, codes]),
+                        table.codebook_sizes, table.meta)
+    return NewItemCodes(list(item_ids), codes, raw, [item_ids[r] for r in moved], extended)

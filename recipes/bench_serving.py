@@ -1,0 +1,144 @@
+"""Serving benchmark: top-k recommendation latency and throughput, micro-batching on versus off.
+
+    neo run bench_serving checkpoint=random            # random-weight tiny model over the demo world
+    neo run bench_serving checkpoint=outputs/demo/instruct bench.clients=[1,8,32]
+
+For each mode (on: `max_batch` from conf/serve.yaml; off: `max_batch=1`) a real server process is
+started on a loopback port; then for each client count, that many threads each send
+`requests_per_client` recommendation requests back to back. Reported: p50/p99 latency, throughput,
+and the on/off ratios. All traffic is loopback, and the whole run stops after `bench.max_seconds`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from neo.io import write_json
+from neo.serving.process import running_server
+from neo.sids.table import SIDS_DIR, load_tables
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+class BenchServingRecipe:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.bench = cfg.bench
+        self.deadline = time.monotonic() + float(self.bench.max_seconds)
+        self.workdir = Path()
+
+    # ----- setup -------------------------------------------------------------------------------------
+    def _checkpoint(self) -> Path:
+        """The checkpoint to serve; `random` builds the tiny preset with random weights over the demo world."""
+        if str(self.cfg.checkpoint) != "random":
+            return Path(self.cfg.checkpoint)
+        from neo.data.world import generate_world
+        from neo.serving.tiny import write_random_checkpoint
+
+        world = generate_world(self.workdir / "world", seed=0, scale=self.bench.world_scale)
+        return write_random_checkpoint(self.workdir / "checkpoint", world, seed=0)
+
+    def _bodies(self, checkpoint: Path, count: int) -> list[dict[str, Any]]:
+        """Distinct recommendation requests: random histories over all types, target types in rotation."""
+        tables = load_tables(checkpoint / SIDS_DIR)
+        items = [item for table in tables.values() for item in table.item_ids]
+        types = list(tables)
+        rng = np.random.default_rng(0)
+        length = int(self.bench.history_length)
+        return [{"history": [items[i] for i in rng.choice(len(items), size=length, replace=False)],
+                 "target_type": types[n % len(types)], "k": int(self.bench.k)} for n in range(count)]
+
+    # ----- measurement -------------------------------------------------------------------------------
+    def _client(self, base_url: str, bodies: list[dict[str, Any]]) -> tuple[list[float], int]:
+        latencies, errors = [], 0
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            for body in bodies:
+                started = time.perf_counter()
+                response = client.post("/v1/recommend", json=body)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+        return latencies, errors
+
+    def _measure(self, base_url: str, bodies: list[dict[str, Any]], clients: int) -> dict[str, float]:
+        per_client = int(self.bench.requests_per_client)
+        shares = [bodies[(c * per_client) % len(bodies):][:per_client] for c in range(clients)]
+        shares = [share if len(share) == per_client else bodies[:per_client] for share in shares]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            outcomes = list(pool.map(lambda share: self._client(base_url, share), shares))
+        wall = time.perf_counter() - started
+        latencies = [x for lat, _ in outcomes for x in lat]
+        return {"clients": clients, "requests": len(latencies), "errors": sum(e for _, e in outcomes),
+                "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+                "mean_ms": statistics.fmean(latencies) * 1000, "throughput_rps": len(latencies) / wall}
+
+    def _mode(self, checkpoint: Path, bodies: list[dict[str, Any]], max_batch: int) -> list[dict[str, float]]:
+        overrides = [f"max_batch={max_batch}", f"max_wait_ms={self.cfg.max_wait_ms}",
+                     f"beam_width={self.cfg.beam_width}", f"queue_size={self.cfg.queue_size}", "log_level=warning"]
+        rows = []
+        with running_server(checkpoint, overrides, log_path=self.workdir / f"server-batch{max_batch}.log") as url:
+            self._client(url, bodies[: int(self.bench.warmup_requests)])
+            for clients in self.bench.clients:
+                if time.monotonic() > self.deadline:
+                    print(f"bench_serving: time limit reached; skipping {clients} clients (max_batch={max_batch})")
+                    break
+                rows.append(self._measure(url, bodies, int(clients)) | {"max_batch": max_batch})
+                print(f"  max_batch={max_batch:>3} clients={clients:>3}: p50 {rows[-1]['p50_ms']:8.1f} ms  "
+                      f"p99 {rows[-1]['p99_ms']:8.1f} ms  {rows[-1]['throughput_rps']:7.1f} req/s  "
+                      f"errors {rows[-1]['errors']}", flush=True)
+        return rows
+
+    # ----- report ------------------------------------------------------------------------------------
+    @staticmethod
+    def _ratios(on: list[dict[str, float]], off: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{"clients": a["clients"], "throughput_on_over_off": a["throughput_rps"] / b["throughput_rps"],
+                 "p50_on_over_off": a["p50_ms"] / b["p50_ms"], "p99_on_over_off": a["p99_ms"] / b["p99_ms"]}
+                for a, b in zip(on, off, strict=False)]
+
+    def run(self) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="neo-bench-serving-") as workdir:
+            self.workdir = Path(workdir)
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
+        checkpoint = self._checkpoint()
+        per_client = int(self.bench.requests_per_client)
+        bodies = self._bodies(checkpoint, max(int(c) for c in self.bench.clients) * per_client)
+        print(f"bench_serving: checkpoint {checkpoint}, top-{self.bench.k}, beam width {self.cfg.beam_width}, "
+              f"{per_client} requests per client")
+        on = self._mode(checkpoint, bodies, int(self.cfg.max_batch))
+        off = self._mode(checkpoint, bodies, 1)
+        ratios = self._ratios(on, off)
+        print("\nclients  throughput on/off  p50 on/off  p99 on/off")
+        for row in ratios:
+            print(f"{row['clients']:>7}  {row['throughput_on_over_off']:>17.2f}  {row['p50_on_over_off']:>10.2f}  "
+                  f"{row['p99_on_over_off']:>10.2f}")
+        result = {"checkpoint": str(checkpoint), "config": OmegaConf.to_container(self.bench, resolve=True),
+                  "max_wait_ms": float(self.cfg.max_wait_ms), "beam_width": int(self.cfg.beam_width),
+                  "batching_on": on, "batching_off": off, "ratios": ratios}
+        write_json(self.bench.out, result)
+        print(f"bench_serving: wrote {self.bench.out}")
+        return result
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    BenchServingRecipe(cfg).run()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

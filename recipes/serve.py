@@ -1,0 +1,66 @@
+"""Serve a checkpoint over HTTP: `neo serve checkpoint=DIR` (same as `neo run serve checkpoint=DIR`).
+
+The server starts listening at once (so `/healthz` answers) and loads the model in the background;
+`/readyz` turns 200 when it can serve. If loading fails the process exits with status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from neo.api import Limits, Neo
+from neo.serving.app import ServeConfig, create_app
+from neo.serving.logs import log_config
+
+log = logging.getLogger("neo.serving")
+
+
+class ServeRecipe:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.limits = Limits.from_mapping(OmegaConf.to_container(cfg.limits, resolve=True))
+        self.config = ServeConfig(
+            host=cfg.host, port=int(cfg.port), api_key=cfg.api_key or None, max_batch=int(cfg.max_batch),
+            max_wait_ms=float(cfg.max_wait_ms), queue_size=int(cfg.queue_size), retry_after_s=int(cfg.retry_after_s),
+            request_timeout_s=float(cfg.request_timeout_s), max_body_bytes=int(cfg.max_body_bytes), limits=self.limits,
+        )
+        self.load_failed = False
+
+    def _load_engine(self) -> Neo:
+        return Neo.from_pretrained(self.cfg.checkpoint, device=self.cfg.device, dtype=self.cfg.dtype,
+                                   catalog=self.cfg.catalog, limits=self.limits, beam_width=int(self.cfg.beam_width),
+                                   max_new_tokens=int(self.cfg.max_new_tokens))
+
+    def run(self) -> int:
+        import uvicorn
+
+        logging.config.dictConfig(log_config(self.cfg.log_level))
+        server: uvicorn.Server | None = None
+
+        def stop_on_failure(_: BaseException) -> None:
+            self.load_failed = True
+            if server is not None:
+                server.should_exit = True
+
+        app = create_app(self._load_engine, self.config, on_load_failure=stop_on_failure)
+        server = uvicorn.Server(uvicorn.Config(app, host=self.config.host, port=self.config.port,
+                                               log_config=log_config(self.cfg.log_level), access_log=False))
+        log.info("serving", extra={"checkpoint": str(self.cfg.checkpoint), "host": self.config.host,
+                                   "port": self.config.port, "auth": self.config.api_key is not None,
+                                   "max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms})
+        server.run()
+        return 1 if self.load_failed else 0
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    sys.exit(ServeRecipe(cfg).run())
+
+
+if __name__ == "__main__":
+    main()

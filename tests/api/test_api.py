@@ -1,0 +1,148 @@
+"""`neo.Neo` on a real (random-weight) tiny checkpoint with the real constrained decoder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neo.api import (
+    DescribeUserRequest,
+    GenerateRequest,
+    Limits,
+    Neo,
+    NeoInputError,
+    RecommendRequest,
+    SearchRequest,
+    TextResult,
+)
+
+
+@pytest.fixture(scope="module")
+def neo_model(tiny_checkpoint: Path) -> Neo:
+    return Neo.from_pretrained(tiny_checkpoint, limits=Limits(max_history=2000), beam_width=12)
+
+
+def history_of(neo_model: Neo, n: int, entity_type: str = "episode", offset: int = 0) -> list[str]:
+    return neo_model.tables[entity_type].item_ids[offset: offset + n]
+
+
+def assert_valid_items(neo_model: Neo, items: list, entity_type: str | None = None) -> None:
+    for item in items:
+        table = neo_model.tables[item.entity_type]
+        assert table.contains(item.item_id)
+        assert item.sid == neo_model.vocab.span_text(item.entity_type, table.code_of(item.item_id))
+        assert item.title == neo_model.records[item.item_id][1]
+        if entity_type is not None:
+            assert item.entity_type == entity_type
+
+
+def test_loads_checkpoint_and_describes_catalog(neo_model: Neo, demo_dir: Path) -> None:
+    from neo.data import Catalog
+
+    catalog = Catalog.load(demo_dir)
+    assert neo_model.entity_types == ["show", "episode", "audiobook", "artist"]
+    assert neo_model.catalog_summary() == {t: len(catalog.item_ids(t)) for t in neo_model.entity_types}
+
+
+@pytest.mark.parametrize("target_type", ["show", "episode", "artist"])
+def test_recommend_returns_k_distinct_items_of_the_target_type(neo_model: Neo, target_type: str) -> None:
+    items = neo_model.recommend(history_of(neo_model, 5), target_type, k=7)
+    assert len(items) == 7
+    assert len({i.item_id for i in items}) == 7
+    assert_valid_items(neo_model, items, target_type)
+    scores = [i.score for i in items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recommend_honours_exclude(neo_model: Neo) -> None:
+    history = history_of(neo_model, 4)
+    first = neo_model.recommend(history, "show", k=5)
+    banned = [first[0].item_id, first[2].item_id]
+    again = neo_model.recommend(history, "show", k=5, exclude=banned)
+    assert not {i.item_id for i in again} & set(banned)
+    assert [i.item_id for i in again][:1] == [first[1].item_id]
+
+
+def test_batched_answers_equal_single_answers(neo_model: Neo) -> None:
+    requests = [RecommendRequest(history_of(neo_model, 2 + i, offset=3 * i), t, k=3 + i)
+                for i, t in enumerate(["show", "episode", "show", "audiobook"])]
+    batched = neo_model.recommend_batch(requests)
+    for request, answer in zip(requests, batched, strict=True):
+        alone = neo_model.recommend_batch([request])[0]
+        assert [i.item_id for i in answer] == [i.item_id for i in alone]
+        assert [i.score for i in answer] == pytest.approx([i.score for i in alone], abs=1e-4)
+
+
+def test_search_returns_items_of_the_target_type(neo_model: Neo) -> None:
+    items = neo_model.search("a calm history podcast", "show", k=4)
+    assert len(items) == 4
+    assert_valid_items(neo_model, items, "show")
+    searched = neo_model.search_batch([SearchRequest("jazz", "artist", 2), SearchRequest("crime", "episode", 3)])
+    assert [len(r) for r in searched] == [2, 3]
+
+
+def test_describe_user_and_generate_resolve_items(neo_model: Neo) -> None:
+    profile = neo_model.describe_user(history_of(neo_model, 3), max_new_tokens=40)
+    assert isinstance(profile, TextResult)
+    assert profile.text == "".join(s.text for s in profile.segments)
+    assert_valid_items(neo_model, profile.items)
+    outputs = neo_model.generate_batch([GenerateRequest("Name a show.", 30, ["show"]),
+                                        GenerateRequest("Anything?", 20)])
+    for output in outputs:
+        assert_valid_items(neo_model, output.items)
+    assert all(i.entity_type == "show" for i in outputs[0].items)
+
+
+@pytest.mark.parametrize(("call", "field", "says"), [
+    (lambda n: n.recommend([], "show"), "history", "at least one"),
+    (lambda n: n.recommend(["no-such-item"], "show"), "history[0]", "unknown item 'no-such-item'"),
+    (lambda n: n.recommend(history_of(n, 2), "podcast"), "target_type", "valid types: ['show', 'episode'"),
+    (lambda n: n.recommend(history_of(n, 2), "show", k=0), "k", "[1, 100]"),
+    (lambda n: n.recommend(history_of(n, 2), "show", discovery="often"), "discovery", "familiar"),
+    (lambda n: n.recommend(history_of(n, 2), "show", exclude=["x"]), "exclude[0]", "unknown item 'x'"),
+    (lambda n: n.search("  ", "show"), "query", "non-empty"),
+    (lambda n: n.search("x" * 1001, "show"), "query", "limit is 1000"),
+    (lambda n: n.generate("hi", max_new_tokens=10_000), "max_new_tokens", "[1, 256]"),
+    (lambda n: n.generate("hi", allowed_types=["show", "song"]), "allowed_types[1]", "unknown entity type"),
+    (lambda n: n.describe_user(history_of(n, 2) + [3]), "history[2]", "unknown item 3"),
+])
+def test_bad_inputs_name_the_field_and_what_is_valid(neo_model: Neo, call, field: str, says: str) -> None:
+    with pytest.raises(NeoInputError) as raised:
+        call(neo_model)
+    assert raised.value.field == field
+    assert says in str(raised.value)
+
+
+def test_over_long_history_is_refused_by_context_length(neo_model: Neo) -> None:
+    episodes = neo_model.tables["episode"].item_ids
+    history = (episodes * 10)[:1500]
+    with pytest.raises(NeoInputError, match="context is 1024 tokens") as raised:
+        neo_model.recommend(history, "show")
+    assert raised.value.field == "history"
+
+
+def test_one_bad_request_does_not_fail_its_batch(neo_model: Neo) -> None:
+    results = neo_model.run_batch([RecommendRequest(history_of(neo_model, 2), "show", 2),
+                                   RecommendRequest(["nope"], "show", 2),
+                                   DescribeUserRequest(history_of(neo_model, 2), 5)])
+    assert len(results[0]) == 2
+    assert isinstance(results[1], NeoInputError) and results[1].field == "history[0]"
+    assert isinstance(results[2], TextResult)
+
+
+def test_checkpoint_without_catalog_says_where_it_looked(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, moved)
+    (moved / "neo.json").write_text('{"dataset": {"name": "demo", "path": "/nowhere"}, "stage": "instruct"}')
+    with pytest.raises(FileNotFoundError, match="catalog/dataset.yaml"):
+        Neo.from_pretrained(moved)
+
+
+def test_import_neo_stays_light_and_exports_neo_lazily() -> None:
+    code = ("import sys, neo; assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
+            "from neo.api import Neo; assert neo.Neo is Neo")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,140 @@
+"""Every task renders, and tokenises with SID spans intact and loss exactly on the answer."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from neo.tasks import align, profile, recommend, search
+from neo.tasks.base import TaskContext
+from neo.tasks.pipeline import IGNORE_INDEX, TASKS, task_examples, tokenize_examples
+from neo.tasks.prompts import ChatFormat
+
+SPAN_RE = re.compile(r"<\|sid:(\w+)\|>((?:<\|\w+:\d+:\d+\|>)+)<\|/sid:\1\|>")
+CODE_RE = re.compile(r"<\|\w+:\d+:(\d+)\|>")
+
+
+def spans_in_text(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    return [(m.group(1), tuple(int(c) for c in CODE_RE.findall(m.group(2)))) for m in SPAN_RE.finditer(text)]
+
+
+def spans_in_ids(ids: list[int], vocab) -> list[tuple[str, tuple[int, ...]]]:
+    """Parse token ids strictly: every SID token must sit inside a well-formed span of one type."""
+    out, current = [], None
+    for token in ids:
+        kind = vocab.describe(token)
+        if kind[0] == "open":
+            assert current is None, "nested span"
+            current = (kind[1], [])
+        elif kind[0] == "code":
+            assert current is not None and kind[1] == current[0] and kind[2] == len(current[1])
+            current[1].append(kind[3])
+        elif kind[0] == "close":
+            assert current is not None and kind[1] == current[0]
+            out.append((current[0], tuple(current[1])))
+            current = None
+        else:
+            assert current is None, f"text token {token} inside a span"
+    assert current is None
+    return out
+
+
+@pytest.fixture(scope="module", params=["plain", "chat"])
+def setup(request, catalog, tables, ctx, plain_tokenizer, chat_tokenizer, tasks_cfg):
+    tokenizer, vocab = plain_tokenizer if request.param == "plain" else chat_tokenizer
+    chat = ChatFormat.from_tokenizer(tokenizer)
+    task_ctx = TaskContext(catalog, ctx.split, tables, vocab, chat, ctx.style)
+    built = {name: task_examples(task_ctx, name, tasks_cfg["tasks"][name], seed=1) for name in TASKS}
+    return task_ctx, tokenizer, vocab, chat, built
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_renders_and_tokenises_spans_intact(setup, name):
+    task_ctx, tokenizer, vocab, chat, built = setup
+    ds = built[name]
+    assert len(ds) > 0
+    tokens = tokenize_examples(ds, tokenizer, 4096, vocab=vocab)
+    assert len(tokens) == len(ds)
+    for example, row in zip(ds, tokens, strict=True):
+        assert example["prompt"].startswith(chat.prefix) and example["prompt"].endswith(chat.suffix)
+        expected = spans_in_text(example["prompt"] + example["completion"])
+        assert spans_in_ids(row["input_ids"], vocab) == expected
+        for entity_type, codes in expected:  # the span's ids are exactly vocab.span_ids
+            ids = vocab.span_ids(entity_type, codes)
+            assert any(row["input_ids"][i:i + len(ids)] == ids for i in range(len(row["input_ids"])))
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_labels_cover_exactly_the_completion(setup, name):
+    task_ctx, tokenizer, vocab, chat, built = setup
+    tokens = tokenize_examples(built[name], tokenizer, 4096, vocab=vocab)
+    for example, row in zip(built[name], tokens, strict=True):
+        prompt_len = len(tokenizer(example["prompt"], add_special_tokens=False)["input_ids"])
+        labels, ids = row["labels"], row["input_ids"]
+        assert labels[:prompt_len] == [IGNORE_INDEX] * prompt_len
+        answer = [(t, lab) for t, lab in zip(ids[prompt_len:], labels[prompt_len:], strict=True)]
+        if name == "rec_sequence":  # loss on every SID token of the history, nowhere else
+            assert all((lab == t) == (t >= vocab.base_size) for t, lab in answer)
+            assert all(lab == IGNORE_INDEX for t, lab in answer if t < vocab.base_size)
+            assert tokenizer.decode(ids[prompt_len:]) == example["completion"]
+        else:
+            assert all(lab == t for t, lab in answer)
+            assert tokenizer.decode(ids[prompt_len:]) == example["completion"] + chat.end
+        assert row["attention_mask"] == [1] * len(ids)
+
+
+def test_recommend_targets_follow_the_history_and_obey_familiarity(ctx, tasks_cfg):
+    for user in ctx.train_users:
+        history = ctx.train_history(user)
+        for example in recommend.examples(ctx, user, tasks_cfg["tasks"]["recommend"], seed=3):
+            meta = example.meta
+            assert example.prompt.index("History:") < example.prompt.index(ctx.chat.suffix)
+            rendered = {"ids": ctx.span, "text": ctx.title}.get(meta["format"])
+            if rendered is not None:
+                assert example.completion == "\n".join(rendered[t] for t in meta["targets"])
+            assert all(ctx.type_of[t] == meta["target_type"] for t in meta["targets"])
+            context_items = meta["items"][: len(meta["items"]) - len(meta["targets"])]
+            seen = {ctx.target(i, meta["target_type"]) for i in context_items}
+            if meta["familiarity"] == "familiar":
+                assert set(meta["targets"]) <= seen
+            elif meta["familiarity"] == "unfamiliar":
+                assert not set(meta["targets"]) & seen
+            positions = [x.item for x in history]
+            assert context_items == positions[positions.index(context_items[0]):][: len(context_items)]
+
+
+def test_recommend_covers_cross_type_targets(ctx, tasks_cfg):
+    found = {ex.meta["target_type"] for u in ctx.train_users
+             for ex in recommend.examples(ctx, u, tasks_cfg["tasks"]["recommend"], seed=0)}
+    assert found == {"show", "episode", "audiobook", "artist"}
+
+
+def test_align_grounds_linked_types_by_name(ctx):
+    subtasks = {ex.meta["subtask"] for ex in align.examples(ctx, "artist0", {}, seed=0)}
+    assert subtasks == {"sid2type", "name2sid", "sid2name"}
+    examples = {ex.meta["subtask"]: ex for ex in align.examples(ctx, "ep0-1", {}, seed=0)}
+    assert set(examples) == {"sid2text", "text2sid", "sid2type"}
+    assert examples["text2sid"].completion == ctx.span["ep0-1"]
+    assert examples["sid2type"].completion == "episode"
+    assert examples["sid2text"].completion.startswith("Space Talk episode 1: ")
+
+
+def test_search_uses_only_training_queries(ctx):
+    ids = search.keys(ctx, {})
+    assert ids == ["q1", "q2", "q4"]
+    (example,) = search.examples(ctx, "q4", {"formats": {"ids": 1}}, seed=0)
+    assert example.completion == f"{ctx.span['ep1-0']}\n{ctx.span['ep1-1']}"
+    assert "garden episodes" in example.prompt and "2 episodes" in example.prompt
+
+
+def test_profile_uses_the_profiles_table(ctx):
+    (example,) = profile.examples(ctx, "u3", {}, seed=0)
+    assert example.completion == "Listener u3 likes talk shows and audiobooks."
+
+
+def test_meta_is_json(setup):
+    for ds in setup[4].values():
+        for meta in ds["meta"]:
+            assert isinstance(json.loads(meta)["items"], list)
