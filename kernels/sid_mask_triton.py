@@ -41,12 +41,13 @@ def _sid_mask_kernel(logits_ptr, stride_row, stride_col, vocab, mode_ptr, start_
     word = tl.load(bits_ptr + bit_row * words + (rel >> 5), mask=in_window, other=0)
     span_allowed = in_window & (((word >> (rel & 31)) & 1) == 1)
 
-    allowed = tl.where(mode == FREE_MODE, free_allowed, tokens < 0)
-    allowed = tl.where(mode == SPAN_MODE, span_allowed, allowed)
-    allowed = tl.where(mode == DONE_MODE, tokens == start, allowed)
-    allowed = allowed | (mode == UNCONSTRAINED_MODE)
+    # one int32 flag per token (the interpreter rejects masks built from scalar-vs-block selects)
+    allowed = tl.where(mode == FREE_MODE, free_allowed.to(tl.int32), 0)
+    allowed = tl.where(mode == SPAN_MODE, span_allowed.to(tl.int32), allowed)
+    allowed = tl.where(mode == DONE_MODE, (tokens == start).to(tl.int32), allowed)
+    allowed = tl.where(mode == UNCONSTRAINED_MODE, 1, allowed)
     neg = tl.full([BLOCK_SIZE], float("-inf"), logits_ptr.dtype.element_ty)
-    tl.store(logits_ptr + row * stride_row + tokens * stride_col, neg, mask=in_vocab & ~allowed)
+    tl.store(logits_ptr + row * stride_row + tokens * stride_col, neg, mask=in_vocab & (allowed == 0))
 
 
 def sid_mask_triton_(logits: torch.Tensor, mode: torch.Tensor, window_start: torch.Tensor, bit_row: torch.Tensor,

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 
 from neo.data.catalog import Catalog
+from neo.decoding.filters import ItemFilters
+from neo.decoding.trie import ItemTrie
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
 from neo.tasks.prompts import (
     DEFAULT_STYLE,
@@ -76,13 +78,26 @@ class Limits:
 
 # ----- requests ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class HistoryEntry:
+    """One past interaction with the time (seconds) and context (e.g. surface) the prompt can show.
+
+    A bare item id in a history means "no time, no context"; training prompts show the day gaps
+    and the context keys of the checkpoint's history style, so passing them matches training best.
+    """
+
+    item: str
+    timestamp: float | None = None
+    context: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class RecommendRequest:
-    history: Sequence[str]
+    history: Sequence[str | HistoryEntry]
     target_type: str
     k: int = 10
     discovery: str | None = None
     exclude: Sequence[str] | None = None
-    filters: Any = None
+    filters: ItemFilters | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +109,7 @@ class SearchRequest:
 
 @dataclass(frozen=True)
 class DescribeUserRequest:
-    history: Sequence[str]
+    history: Sequence[str | HistoryEntry]
     max_new_tokens: int | None = None
 
 
@@ -234,7 +249,6 @@ class Neo:
                  records: Mapping[str, tuple[str, str]], *, device: str | torch.device = "cpu",
                  chat: ChatFormat | None = None, style: HistoryStyle = DEFAULT_STYLE,
                  limits: Limits | None = None, beam_width: int = 30, max_new_tokens: int = 128):
-        from neo.decoding import ItemTrie
 
         if len(tokenizer) != vocab.total_size:
             raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
@@ -309,7 +323,8 @@ class Neo:
             raise NeoInputError(name, "must name at least one item")
         if len(items) > max_items:
             raise NeoInputError(name, f"has {len(items)} items; the limit is {max_items}")
-        for position, item_id in enumerate(items):
+        for position, entry in enumerate(items):
+            item_id = entry.item if isinstance(entry, HistoryEntry) else entry
             if not isinstance(item_id, str) or item_id not in self.records:
                 raise NeoInputError(f"{name}[{position}]", f"unknown item {item_id!r}: history and exclude "
                                     f"take catalog item ids of types {self.entity_types} (see /v1/catalog)")
@@ -321,6 +336,15 @@ class Neo:
             self._check_type("target_type", request.target_type)
             _check_k(request.k, self.limits)
             self._check_items("exclude", request.exclude or [], self.limits.max_exclude, allow_empty=True)
+            if request.filters is not None:
+                if not isinstance(request.filters, ItemFilters):
+                    raise NeoInputError("filters", f"must be a neo.decoding.filters.ItemFilters, got "
+                                                   f"{type(request.filters).__name__}")
+                if request.filters.allow is not None:
+                    self._check_items("filters.allow", list(request.filters.allow), self.limits.max_exclude,
+                                      allow_empty=True)
+                self._check_items("filters.deny", list(request.filters.deny), self.limits.max_exclude,
+                                  allow_empty=True)
             if request.discovery is not None and request.discovery not in FAMILIARITY:
                 raise NeoInputError("discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}")
         elif isinstance(request, SearchRequest):
@@ -339,8 +363,15 @@ class Neo:
             raise TypeError(f"not a neo request: {type(request).__name__}")
 
     # ----- prompts ---------------------------------------------------------------------------------
-    def _history(self, history: Sequence[str]) -> list[HistoryLine]:
-        return [HistoryLine(self.item(item_id).sid) for item_id in history]
+    def _history(self, history: Sequence[str | HistoryEntry]) -> list[HistoryLine]:
+        """History lines as training rendered them: the SID span, and the day gap and context when given."""
+        lines = []
+        for entry in history:
+            if isinstance(entry, HistoryEntry):
+                lines.append(HistoryLine(self.item(entry.item).sid, entry.timestamp, dict(entry.context or {})))
+            else:
+                lines.append(HistoryLine(self.item(entry).sid))
+        return lines
 
     def _prompt(self, request: Request) -> str:
         """The exact training-time prompt for a request (neo.tasks.prompts builders, checkpoint's chat format)."""
@@ -380,73 +411,58 @@ class Neo:
             return self.vocab.block(request.target_type).levels + 2
         return request.max_new_tokens or self.max_new_tokens
 
+    def _beam_width(self, request: RecommendRequest | SearchRequest) -> int:
+        return max(self.beam_width, request.k)
+
     def _rank(self, requests: Sequence[RecommendRequest | SearchRequest],
               prompts: Sequence[Sequence[int]]) -> list[list[ItemResult]]:
-        """Item beam search for rows that share `k` and filters (the decoder takes one of each per call)."""
-        from neo.decoding import beam_search_items
+        """One item beam search for rows sharing a beam width; each row keeps its own top `k`.
 
-        k = requests[0].k
-        filters = getattr(requests[0], "filters", None)
+        A row's top `k` of a search for max(k) items is exactly its own top-`k` search (same beams),
+        so mixing `k`s in one batch changes no answer.
+        """
+        from neo.decoding.beam import beam_search_items
+
         input_ids, attention_mask = self._batch(prompts)
         exclude = [list(getattr(r, "exclude", None) or []) for r in requests]
         with torch.inference_mode():
             hits = beam_search_items(self.model, input_ids, attention_mask, self.trie,
-                                     [r.target_type for r in requests], k, beam_width=max(self.beam_width, k),
-                                     exclude=exclude if any(exclude) else None, filters=filters)
-        return [[self.item(hit.item_id, float(hit.score)) for hit in row] for row in hits]
+                                     [r.target_type for r in requests], max(r.k for r in requests),
+                                     beam_width=self._beam_width(requests[0]),
+                                     exclude=exclude if any(exclude) else None,
+                                     filters=[getattr(r, "filters", None) for r in requests])
+        return [[self.item(hit.item_id, float(hit.score)) for hit in row[: r.k]]
+                for r, row in zip(requests, hits, strict=True)]
 
     def _generate(self, requests: Sequence[DescribeUserRequest | GenerateRequest],
                   prompts: Sequence[Sequence[int]]) -> list[TextResult]:
         """Mixed text/item generation for rows that share their allowed types and token budget."""
-        from neo.decoding import generate_mixed
+        from neo.decoding.generate import ItemSegment, generate_mixed
 
         allowed = list(getattr(requests[0], "allowed_types", None) or self.entity_types)
         input_ids, attention_mask = self._batch(prompts)
         with torch.inference_mode():
             outputs = generate_mixed(self.model, input_ids, attention_mask, self.trie, allowed,
-                                     max_new_tokens=self._answer_budget(requests[0]))
-        return [self._render(output.token_ids) for output in outputs]
-
-    def _render(self, token_ids: Sequence[int]) -> TextResult:
-        """Split generated ids into text and item spans by vocabulary arithmetic; resolve spans to items."""
-        stop = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
-        segments: list[Segment] = []
-        text_run: list[int] = []
-        span: list[int] | None = None
-        span_type = ""
-
-        def flush_text() -> None:
-            if text_run:
-                segments.append(Segment(self.tokenizer.decode(text_run, skip_special_tokens=True)))
-                text_run.clear()
-
-        for token in (int(t) for t in token_ids):
-            if token in stop and span is None:
-                break
-            kind = self.vocab.describe(token)
-            if kind[0] == "open":
-                flush_text()
-                span, span_type = [], kind[1]
-            elif kind[0] == "code" and span is not None:
-                span.append(kind[3])
-            elif kind[0] == "close" and span is not None:
-                item_id = self.tables[span_type].item_of(span)
-                if item_id is None:  # the decoder guarantees this never happens; say so loudly if it does
-                    raise RuntimeError(f"decoder produced a {span_type} SID {tuple(span)} that is not in the catalog")
-                item = self.item(item_id)
-                segments.append(Segment(item.title, item))
-                span = None
-            elif kind[0] == "text":
-                text_run.append(token)
-        flush_text()
-        return TextResult("".join(s.text for s in segments), segments)
+                                     max_new_tokens=self._answer_budget(requests[0]),
+                                     eos_token_id=self.tokenizer.eos_token_id)
+        results = []
+        for output in outputs:
+            segments = []
+            for segment in output.segments:
+                if isinstance(segment, ItemSegment):
+                    item = self.item(segment.item_id)
+                    segments.append(Segment(item.title, item))
+                else:
+                    segments.append(Segment(self.tokenizer.decode(segment.token_ids, skip_special_tokens=True)))
+            results.append(TextResult("".join(s.text for s in segments), segments))
+        return results
 
     # ----- batches ---------------------------------------------------------------------------------
     def run_batch(self, requests: Sequence[Request]) -> list[Any]:
         """Answer a mixed batch: one result per request, or the `Exception` that request raised.
 
-        Rows are grouped so each decoder call gets rows it can share (same kind, `k`, filters or
-        allowed types and budget); a bad request fails alone and never takes its batch-mates with it.
+        Rows are grouped so each decoder call gets rows it can share (ranking rows by beam width,
+        generation rows by allowed types and budget); a bad request fails alone and never takes its batch-mates with it.
         """
         results: list[Any] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
@@ -459,7 +475,7 @@ class Neo:
                 results[index] = exc
                 continue
             if isinstance(request, RecommendRequest | SearchRequest):
-                key: tuple = ("rank", request.k, id(getattr(request, "filters", None)))
+                key: tuple = ("rank", self._beam_width(request))
             else:
                 allowed = tuple(getattr(request, "allowed_types", None) or ())
                 key = ("generate", allowed, self._answer_budget(request))
@@ -496,8 +512,8 @@ class Neo:
         return self._run(requests)
 
     # ----- single requests -------------------------------------------------------------------------
-    def recommend(self, history: Sequence[str], target_type: str, k: int = 10, discovery: str | None = None,
-                  exclude: Sequence[str] | None = None, filters: Any = None) -> list[ItemResult]:
+    def recommend(self, history: Sequence[str | HistoryEntry], target_type: str, k: int = 10, discovery: str | None = None,
+                  exclude: Sequence[str] | None = None, filters: ItemFilters | None = None) -> list[ItemResult]:
         """Top-k items of `target_type` for a history of item ids (oldest first), best first."""
         return self._run([RecommendRequest(history, target_type, k, discovery, exclude, filters)])[0]
 
@@ -505,7 +521,7 @@ class Neo:
         """Top-k items of `target_type` for a text query, best first."""
         return self._run([SearchRequest(query, target_type, k)])[0]
 
-    def describe_user(self, history: Sequence[str], max_new_tokens: int | None = None) -> TextResult:
+    def describe_user(self, history: Sequence[str | HistoryEntry], max_new_tokens: int | None = None) -> TextResult:
         """A natural-language profile of a history; item mentions are resolved to catalog records."""
         return self._run([DescribeUserRequest(history, max_new_tokens)])[0]
 

@@ -73,25 +73,29 @@ class Recommender(ABC):
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
         """Scores [len(histories), n_items] (higher is better) for a batch of integer histories."""
 
-    def _batches(self, histories: list[np.ndarray], batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        for start in range(0, len(histories), batch_size):
-            yield start, self.score(histories[start : start + batch_size]).float()
+    def _batches(self, histories: list[np.ndarray], batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """(rows, scores of those rows), in batches of similar-length histories: a sequence model pads
+        a batch to its longest history, so mixing one long history into short ones wastes most work."""
+        order = np.argsort(np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories)),
+                           kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            yield rows, self.score([histories[i] for i in rows]).float()
 
     def recommend(self, histories: Sequence[History], k: int, exclude: Sequence[History] | None = None,
                   batch_size: int = 1024) -> list[list[str]]:
         """Top-`k` item ids per history, best first, never naming an item listed in its `exclude` row."""
         encoded = self.items.encode_all(histories)
         excluded = self.items.encode_all(exclude) if exclude is not None else None
-        out: list[list[str]] = []
-        for start, scores in self._batches(encoded, batch_size):
+        out: list[list[str]] = [[] for _ in encoded]
+        for rows, scores in self._batches(encoded, batch_size):
             if excluded is not None:
                 scores = scores.clone()
-                for row, items in enumerate(excluded[start : start + len(scores)]):
-                    scores[row, torch.as_tensor(items)] = -torch.inf
-            order = _stable_topk(scores, min(k, self.n_items))
-            for row, top in enumerate(order.tolist()):
-                allowed = [self.items.ids[i] for i in top if torch.isfinite(scores[row, i])]
-                out.append(allowed)
+                for position, row in enumerate(rows):
+                    scores[position, torch.as_tensor(excluded[row])] = -torch.inf
+            top = _stable_topk(scores, min(k, self.n_items))
+            for position, (row, items) in enumerate(zip(rows, top.tolist(), strict=True)):
+                out[row] = [self.items.ids[i] for i in items if torch.isfinite(scores[position, i])]
         return out
 
     def rank(self, histories: Sequence[History], targets: Sequence[str], batch_size: int = 1024) -> np.ndarray:
@@ -104,12 +108,10 @@ class Recommender(ABC):
 
     def rank_indices(self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         ranks = np.full(len(histories), -1, dtype=np.int64)
-        for start, scores in self._batches(histories, batch_size):
-            rows = targets[start : start + len(scores)]
-            known = rows >= 0
+        for rows, scores in self._batches(histories, batch_size):
+            known = targets[rows] >= 0
             if known.any():
-                ranks[start : start + len(scores)][known] = ranks_from_scores(scores[torch.as_tensor(known)],
-                                                                               rows[known])
+                ranks[rows[known]] = ranks_from_scores(scores[torch.as_tensor(known)], targets[rows[known]])
         return ranks
 
 

@@ -20,6 +20,7 @@ numpy from one seeded generator, vectorised over items and users, so a 1M-item w
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,50 +226,53 @@ def _simulate(cat: _Catalog, size: WorldSize, rng: np.random.Generator, progress
     usual_device = rng.integers(len(DEVICES), size=n_users)
     usual_hour = rng.choice(24, size=n_users, p=_hour_profile())
 
-    steps = int(lengths.max())
-    chosen = np.zeros((n_users, steps), dtype=np.int64)
-    stamps = np.zeros((n_users, steps))
-    codes = np.zeros((n_users, steps), dtype=np.int64)
     clock = EPOCH + rng.uniform(0, 90 * DAY, n_users)
     last = np.full(n_users, -1)
     session_topic = np.zeros(n_users, dtype=np.int64)
-    users = np.arange(n_users)
-    for step in tqdm(range(steps), desc="simulate listening", disable=not progress):
-        new_session = np.ones(n_users, dtype=bool) if step == 0 else rng.random(n_users) < P_NEW_SESSION
-        pick = np.minimum((rng.random(n_users)[:, None] > cumulative).sum(axis=1), n_interests - 1)
-        favourite = interests[users, pick]
-        explore = rng.random(n_users) < P_EXPLORE_TOPIC
-        fresh_topic = np.where(explore, rng.integers(N_TOPICS, size=n_users), favourite)
-        session_topic = np.where(new_session, fresh_topic, session_topic)
+    # Per step, only the users whose sequence is still running are simulated; their events are
+    # collected step by step and put in user-major order at the end (memory ~ number of interactions).
+    event_user, event_item, event_time, event_code = [], [], [], []
+    for step in tqdm(range(int(lengths.max())), desc="simulate listening", disable=not progress):
+        active = np.flatnonzero(lengths > step)
+        n = len(active)
+        new_session = np.ones(n, dtype=bool) if step == 0 else rng.random(n) < P_NEW_SESSION
+        pick = np.minimum((rng.random(n)[:, None] > cumulative[active]).sum(axis=1), n_interests[active] - 1)
+        explore = rng.random(n) < P_EXPLORE_TOPIC
+        fresh_topic = np.where(explore, rng.integers(N_TOPICS, size=n), interests[active, pick])
+        topic_now = np.where(new_session, fresh_topic, session_topic[active])
+        session_topic[active] = topic_now
         # A new session starts on a later day near the user's usual hour; within a session items follow
         # each other minutes apart.
-        day = np.floor(clock / DAY) + np.where(step == 0, 0, 1 + rng.geometric(0.5, n_users) - 1)
-        session_start = day * DAY + (usual_hour + rng.normal(0, 1.0, n_users)) * 3600.0
-        session_start = np.maximum(session_start, clock + 60.0)
-        clock = np.where(new_session, session_start, clock + rng.exponential(1500.0, n_users) + 60.0)
+        now = clock[active]
+        day = np.floor(now / DAY) + (0 if step == 0 else rng.geometric(0.5, n))
+        session_start = np.maximum(day * DAY + (usual_hour[active] + rng.normal(0, 1.0, n)) * 3600.0, now + 60.0)
+        now = np.where(new_session, session_start, now + rng.exponential(1500.0, n) + 60.0)
+        clock[active] = now
 
-        draw = rng.random(n_users)
-        has_last = last >= 0
-        following = np.where(has_last, next_episode[np.maximum(last, 0)], -1)
+        previous = last[active]
+        draw = rng.random(n)
+        following = np.where(previous >= 0, next_episode[np.maximum(previous, 0)], -1)
         binge = (following >= 0) & (draw < np.where(new_session, P_BINGE_NEW_SESSION, P_BINGE_IN_SESSION))
-        hop = has_last & ~binge & (draw > 1.0 - P_RELATED)
-        popular = by_topic.draw(session_topic, rng)
-        item = np.where(binge, following, np.where(hop, related[np.maximum(last, 0)], popular))
+        hop = (previous >= 0) & ~binge & (draw > 1.0 - P_RELATED)
+        item = np.where(binge, following, np.where(hop, related[np.maximum(previous, 0)],
+                                                   by_topic.draw(topic_now, rng)))
+        last[active] = item
 
-        searched = rng.random(n_users) < P_SEARCH
+        searched = rng.random(n) < P_SEARCH
         surface = np.where(binge, np.where(new_session, SURFACES.index("library"), SURFACES.index("autoplay")),
                            np.where(hop, SURFACES.index("recommended"),
                                     np.where(searched, SURFACES.index("search"), SURFACES.index("home"))))
-        device = np.where(rng.random(n_users) < P_USUAL_DEVICE, usual_device,
-                          rng.integers(len(DEVICES), size=n_users))
-        hour = (np.floor(clock / 3600.0) % 24).astype(np.int64)
-        chosen[:, step], stamps[:, step] = item, clock
-        codes[:, step] = (surface * len(DEVICES) + device) * 24 + hour
-        last = item
-    mask = np.arange(steps)[None, :] < lengths[:, None]
-    return _Behaviour(lengths=lengths, primary=chosen[mask], timestamps=np.round(stamps[mask], 0),
-                      context_code=codes[mask], interests=interests, interest_weights=weights,
-                      device=usual_device, hour=usual_hour)
+        device = np.where(rng.random(n) < P_USUAL_DEVICE, usual_device[active], rng.integers(len(DEVICES), size=n))
+        hour = (np.floor(now / 3600.0) % 24).astype(np.int64)
+        event_user.append(active)
+        event_item.append(item)
+        event_time.append(now)
+        event_code.append((surface * len(DEVICES) + device) * 24 + hour)
+    order = np.argsort(np.concatenate(event_user), kind="stable")
+    return _Behaviour(lengths=lengths, primary=np.concatenate(event_item)[order],
+                      timestamps=np.round(np.concatenate(event_time)[order], 0),
+                      context_code=np.concatenate(event_code)[order], interests=interests,
+                      interest_weights=weights, device=usual_device, hour=usual_hour)
 
 
 def _hour_profile() -> np.ndarray:
@@ -290,11 +294,14 @@ def _dictionary_strings(codes: np.ndarray, dictionary: np.ndarray) -> pa.Array:
 
 
 def _item_table(cat: _Catalog, counts: np.ndarray, rng: np.random.Generator) -> dict[str, list]:
-    """Ids, titles, texts, attributes and links of every item, in the order artists, shows, episodes, books."""
+    """Ids, titles, texts, attributes and links of every item, in the order artists, shows, episodes, books.
+
+    Object fields are written straight in `storage_json`'s canonical form (sorted keys) from pre-encoded
+    vocabulary pieces: json.dumps per item would dominate a 1M-item world.
+    """
+    q = json.dumps
     artist_ids = [f"artist-{i}" for i in range(cat.n_artists)]
     show_ids = [f"show-{i}" for i in range(cat.n_shows)]
-    episode_ids = [f"episode-{i}" for i in range(cat.n_episodes)]
-    book_ids = [f"audiobook-{i}" for i in range(cat.n_audiobooks)]
     artist_names = _names(cat.n_artists, rng)
     prefix = rng.integers(len(TOPICS[0].show_prefixes), size=cat.n_shows).tolist()
     noun = rng.integers(len(TOPICS[0].show_nouns), size=cat.n_shows).tolist()
@@ -303,65 +310,62 @@ def _item_table(cat: _Catalog, counts: np.ndarray, rng: np.random.Generator) -> 
     n_keywords = len(TOPICS[0].keywords)
     first_keyword = rng.integers(n_keywords, size=len(counts))
     second_keyword = (first_keyword + rng.integers(1, n_keywords, size=len(counts))) % n_keywords
-    keyword_picks = np.stack([first_keyword, second_keyword], axis=1).tolist()
     minutes = rng.integers(15, 90, size=cat.n_episodes).tolist()
     hours = np.round(rng.uniform(3, 20, size=cat.n_audiobooks), 1).tolist()
     pattern = rng.integers(len(BOOK_PATTERNS), size=cat.n_audiobooks).tolist()
+    genre = [q(t.name) for t in TOPICS]
+    subject_titles = [[_capitalised(subject) for subject in t.subjects] for t in TOPICS]
+    format_phrases = [f"{_article(f)} {f}" for f in EPISODE_FORMATS]
+    format_json = [q(f) for f in EPISODE_FORMATS]
 
-    ids, types, titles, texts, attributes, links = [], [], [], [], [], []
-    episodes_per_show = np.bincount(cat.episode_show, minlength=cat.n_shows).tolist()
-    hosted = np.bincount(cat.show_host, minlength=cat.n_artists)
-    written = np.bincount(cat.book_author, minlength=cat.n_artists)
-    for i, (t, name) in enumerate(zip(cat.artist_topic.tolist(), artist_names, strict=True)):
-        topic = TOPICS[t]
+    hosted = np.bincount(cat.show_host, minlength=cat.n_artists).tolist()
+    written = np.bincount(cat.book_author, minlength=cat.n_artists).tolist()
+    ids, titles, texts, attributes, links = list(artist_ids), list(artist_names), [], [], []
+    topics = np.concatenate([cat.artist_topic, cat.show_topic, cat.show_topic[cat.episode_show], cat.book_topic])
+    pairs = [(TOPICS[t].keywords[k1], TOPICS[t].keywords[k2]) for t, k1, k2 in
+             zip(topics.tolist(), first_keyword.tolist(), second_keyword.tolist(), strict=True)]
+    for i, t in enumerate(cat.artist_topic.tolist()):
         roles = [r for r, n in (("podcast host", hosted[i]), ("author", written[i])) if n] or ["voice artist"]
-        k1, k2 = keyword_picks[i]
-        ids.append(artist_ids[i])
-        titles.append(name)
-        texts.append(f"{name} is {_article(roles[0])} {' and '.join(roles)} known for {topic.name}: {topic.keywords[k1]}, "
-                     f"{topic.keywords[k2]} and {topic.subjects[i % N_SUBJECTS]}.")
-        attributes.append(storage_json({"genre": topic.name, "roles": roles}))
+        k1, k2 = pairs[i]
+        texts.append(f"{artist_names[i]} is {_article(roles[0])} {' and '.join(roles)} known for {TOPICS[t].name}: "
+                     f"{k1}, {k2} and {TOPICS[t].subjects[i % N_SUBJECTS]}.")
+        attributes.append(f'{{"genre": {genre[t]}, "roles": {q(roles)}}}')
         links.append("{}")
-    types += ["artist"] * cat.n_artists
     offset = cat.n_artists
-    for i, t in enumerate(cat.show_topic.tolist()):
-        topic, host = TOPICS[t], int(cat.show_host[i])
-        subject = topic.subjects[cat.show_subject[i]]
-        k1, k2 = keyword_picks[offset + i]
+    episodes_per_show = np.bincount(cat.episode_show, minlength=cat.n_shows).tolist()
+    for i, (t, host, subject) in enumerate(zip(cat.show_topic.tolist(), cat.show_host.tolist(),
+                                               cat.show_subject.tolist(), strict=True)):
+        k1, k2 = pairs[offset + i]
         ids.append(show_ids[i])
         titles.append(show_titles[i])
-        texts.append(f"A {topic.name} podcast hosted by {artist_names[host]} about {subject}, "
-                     f"{topic.keywords[k1]} and {topic.keywords[k2]}.")
-        attributes.append(storage_json({"genre": topic.name, "episodes": episodes_per_show[i]}))
-        links.append(storage_json({"artist": [artist_ids[host]]}))
-    types += ["show"] * cat.n_shows
+        texts.append(f"A {TOPICS[t].name} podcast hosted by {artist_names[host]} about "
+                     f"{TOPICS[t].subjects[subject]}, {k1} and {k2}.")
+        attributes.append(f'{{"episodes": {episodes_per_show[i]}, "genre": {genre[t]}}}')
+        links.append(f'{{"artist": ["{artist_ids[host]}"]}}')
     offset += cat.n_shows
-    episode_topic = cat.show_topic[cat.episode_show].tolist()
-    for i, (show, number, t) in enumerate(zip(cat.episode_show.tolist(), cat.episode_number.tolist(),
-                                              episode_topic, strict=True)):
-        topic, host = TOPICS[t], int(cat.show_host[show])
-        subject = topic.subjects[cat.episode_subject[i]]
-        fmt = EPISODE_FORMATS[cat.episode_format[i]]
-        k1, k2 = keyword_picks[offset + i]
-        ids.append(episode_ids[i])
-        titles.append(f"{show_titles[show]} #{number}: {_capitalised(subject)}")
-        texts.append(f"Episode {number} of {show_titles[show]}, {_article(fmt)} {fmt} on {subject} ({topic.name}) with "
-                     f"{artist_names[host]}: {topic.keywords[k1]}, {topic.keywords[k2]}.")
-        attributes.append(storage_json({"episode_number": number, "format": fmt, "duration_min": minutes[i]}))
-        links.append(storage_json({"show": [show_ids[show]], "artist": [artist_ids[host]]}))
-    types += ["episode"] * cat.n_episodes
+    for i, (show, number, subject, fmt) in enumerate(zip(
+            cat.episode_show.tolist(), cat.episode_number.tolist(), cat.episode_subject.tolist(),
+            cat.episode_format.tolist(), strict=True)):
+        t, host = int(cat.show_topic[show]), int(cat.show_host[show])
+        k1, k2 = pairs[offset + i]
+        ids.append(f"episode-{i}")
+        titles.append(f"{show_titles[show]} #{number}: {subject_titles[t][subject]}")
+        texts.append(f"Episode {number} of {show_titles[show]}, {format_phrases[fmt]} on {TOPICS[t].subjects[subject]} "
+                     f"({TOPICS[t].name}) with {artist_names[host]}: {k1}, {k2}.")
+        attributes.append(f'{{"duration_min": {minutes[i]}, "episode_number": {number}, "format": {format_json[fmt]}}}')
+        links.append(f'{{"artist": ["{artist_ids[host]}"], "show": ["{show_ids[show]}"]}}')
     offset += cat.n_episodes
-    for i, t in enumerate(cat.book_topic.tolist()):
-        topic, author = TOPICS[t], int(cat.book_author[i])
-        subject = topic.subjects[cat.book_subject[i]]
-        k1, k2 = keyword_picks[offset + i]
-        ids.append(book_ids[i])
-        titles.append(BOOK_PATTERNS[pattern[i]].format(s=subject, S=_capitalised(subject)))
-        texts.append(f"An audiobook on {subject} ({topic.name}) by {artist_names[author]}, {hours[i]} hours: "
-                     f"{topic.keywords[k1]}, {topic.keywords[k2]}.")
-        attributes.append(storage_json({"genre": topic.name, "duration_hours": hours[i]}))
-        links.append(storage_json({"artist": [artist_ids[author]]}))
-    types += ["audiobook"] * cat.n_audiobooks
+    for i, (t, author, subject) in enumerate(zip(cat.book_topic.tolist(), cat.book_author.tolist(),
+                                                 cat.book_subject.tolist(), strict=True)):
+        k1, k2 = pairs[offset + i]
+        ids.append(f"audiobook-{i}")
+        titles.append(BOOK_PATTERNS[pattern[i]].format(s=TOPICS[t].subjects[subject], S=subject_titles[t][subject]))
+        texts.append(f"An audiobook on {TOPICS[t].subjects[subject]} ({TOPICS[t].name}) by {artist_names[author]}, "
+                     f"{hours[i]} hours: {k1}, {k2}.")
+        attributes.append(f'{{"duration_hours": {hours[i]!r}, "genre": {genre[t]}}}')
+        links.append(f'{{"artist": ["{artist_ids[author]}"]}}')
+    types = np.repeat(np.array(["artist", "show", "episode", "audiobook"], dtype=object),
+                      [cat.n_artists, cat.n_shows, cat.n_episodes, cat.n_audiobooks]).tolist()
     return {"id": ids, "type": types, "title": titles, "text": texts, "attributes": attributes, "links": links,
             "popularity": counts.astype(np.float64)}
 
@@ -431,8 +435,9 @@ def _profiles(behaviour: _Behaviour, user_ids: list[str], primary_topic: np.ndar
         device, hour = DEVICES[behaviour.device[u]], int(behaviour.hour[u])
         texts.append(f"Mostly listens to {liked}. Usually {DEVICE_PHRASES[device]}, around {hour:02d}:00. {lately}")
         topics.append(names)
-        attributes.append(storage_json({"interest_weights": {n: round(w, 3) for n, w in ranked},
-                                        "usual_device": device, "usual_hour": hour}))
+        weights_json = ", ".join(f"{json.dumps(n)}: {round(w, 3)!r}" for n, w in sorted(ranked))
+        attributes.append(f'{{"interest_weights": {{{weights_json}}}, "usual_device": {json.dumps(device)}, '
+                          f'"usual_hour": {hour}}}')
     return {"user": user_ids, "text": texts, "topics": topics, "attributes": attributes}
 
 
@@ -455,8 +460,9 @@ def generate_world(out: str | os.PathLike, seed: int = 0, scale: str | int = "sm
     user_ids = [f"user-{u}" for u in range(size.users)]
 
     write_table(out, "items", items, table_format)
-    write_table(out, "users", {"id": user_ids, "attributes": [storage_json({"device": DEVICES[d]})
-                                                              for d in behaviour.device.tolist()]}, table_format)
+    device_json = np.array([storage_json({"device": d}) for d in DEVICES])
+    write_table(out, "users", {"id": user_ids, "attributes": _dictionary_strings(behaviour.device, device_json)},
+                table_format)
     write_table(out, "interactions", {
         "user": _dictionary_strings(np.repeat(np.arange(size.users), behaviour.lengths), np.array(user_ids)),
         "item": _dictionary_strings(behaviour.primary + first_primary, np.array(items["id"])),

@@ -26,12 +26,14 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from neo.api import (
     DescribeUserRequest,
     GenerateRequest,
+    HistoryEntry,
     Limits,
     NeoInputError,
     RecommendRequest,
     SearchRequest,
     TextResult,
 )
+from neo.decoding.filters import ItemFilters
 from neo.serving.batcher import BatcherStoppedError, MicroBatcher, QueueFullError
 from neo.serving.metrics import ServingMetrics
 from neo.serving.schemas import (
@@ -227,7 +229,10 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
     @app.post("/v1/recommend", response_model=ItemsResponse, dependencies=secured, tags=["model"])
     async def recommend(body: recommend_body) -> dict:  # type: ignore[valid-type]
         """Top-k items of `target_type` for a user history (constrained beam search)."""
-        items = await submit(RecommendRequest(**body.model_dump()))
+        fields = _with_history_entries(body.model_dump())
+        if fields["filters"] is not None:
+            fields["filters"] = ItemFilters(fields["filters"]["allow"], fields["filters"]["deny"])
+        items = await submit(RecommendRequest(**fields))
         return {"items": [i.to_dict() for i in items]}
 
     @app.post("/v1/search", response_model=ItemsResponse, dependencies=secured, tags=["model"])
@@ -239,7 +244,7 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
     @app.post("/v1/describe_user", response_model=TextResponse, dependencies=secured, tags=["model"])
     async def describe_user(body: describe_body) -> dict:  # type: ignore[valid-type]
         """A free-text interest profile of a user history; item mentions resolved to catalog records."""
-        result: TextResult = await submit(DescribeUserRequest(**body.model_dump()))
+        result: TextResult = await submit(DescribeUserRequest(**_with_history_entries(body.model_dump())))
         return result.to_dict()
 
     @app.post("/v1/generate", response_model=TextResponse, dependencies=secured, tags=["model"])
@@ -251,6 +256,12 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
     app.state.neo = state
     app.state.metrics = metrics
     return app
+
+
+def _with_history_entries(fields: dict[str, Any]) -> dict[str, Any]:
+    """Turn the JSON objects of a history into `HistoryEntry`s (bare id strings stay as they are)."""
+    history = [HistoryEntry(**entry) if isinstance(entry, dict) else entry for entry in fields["history"]]
+    return fields | {"history": history}
 
 
 class _UnauthorizedError(Exception):

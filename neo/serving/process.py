@@ -24,37 +24,55 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ServerProcess:
+    """One `python -m neo.recipes.serve` child; start several before waiting so they boot in parallel."""
+
+    def __init__(self, checkpoint: str | os.PathLike, overrides: Sequence[str] = (), log_path: Path | None = None):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        command = [sys.executable, "-m", "neo.recipes.serve", f"checkpoint={checkpoint}", f"port={self.port}",
+                   "host=127.0.0.1", *overrides]
+        env = os.environ | {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+        self._log = open(log_path, "w") if log_path else None  # noqa: SIM115 - closed in stop()
+        sink = self._log or subprocess.DEVNULL
+        self.process = subprocess.Popen(command, stdout=sink, stderr=sink, env=env)
+
+    def _where(self) -> str:
+        return f"; log: {self.log_path}" if self.log_path else ""
+
+    def wait_ready(self, timeout_s: float = 180.0) -> str:
+        """Poll /readyz until 200; fail early if the process dies. Returns the base URL."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with status {self.process.returncode} before it was ready"
+                                   + self._where())
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return self.base_url
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server not ready after {timeout_s:.0f} s" + self._where())
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM (graceful: in-flight batch finishes), then SIGKILL if it does not exit in 15 s."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=15)
+        if self._log is not None:
+            self._log.close()
+
+
 @contextlib.contextmanager
 def running_server(checkpoint: str | os.PathLike, overrides: Sequence[str] = (), log_path: Path | None = None,
-                   ready_timeout_s: float = 120.0) -> Iterator[str]:
+                   ready_timeout_s: float = 180.0) -> Iterator[str]:
     """Start a server, wait until /readyz answers 200, yield its base URL; always stop the process."""
-    port = free_port()
-    command = [sys.executable, "-m", "neo.recipes.serve", f"checkpoint={checkpoint}", f"port={port}",
-               "host=127.0.0.1", *overrides]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
-    log_file = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in finally
-    process = subprocess.Popen(command, stdout=log_file, stderr=log_file, env=env)
-    base_url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(checkpoint, overrides, log_path)
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with status {process.returncode} before it was ready"
-                                   + (f"; log: {log_path}" if log_path else ""))
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server not ready after {ready_timeout_s:.0f} s"
-                                   + (f"; log: {log_path}" if log_path else ""))
-            time.sleep(0.2)
-        yield base_url
+        yield server.wait_ready(ready_timeout_s)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        if log_path:
-            log_file.close()
+        server.stop()

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from neo.api import Limits
 
 TYPE_NAME_CHARS = 64
+CONTEXT_VALUE_CHARS = 128
+MAX_CONTEXT_KEYS = 16
 
 
 class ItemOut(BaseModel):
@@ -69,17 +71,39 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
     item_id = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_id_chars)]
     type_name = Annotated[str, StringConstraints(min_length=1, max_length=TYPE_NAME_CHARS)]
     strict = ConfigDict(extra="forbid")
+    context_value = Annotated[str, StringConstraints(max_length=CONTEXT_VALUE_CHARS)]
+
+    class HistoryEntryBody(BaseModel):
+        """An interaction with its time and context; a bare item id string means neither is known."""
+
+        model_config = strict
+        item: item_id
+        timestamp: float | None = Field(None, allow_inf_nan=False, description="seconds since the epoch")
+        context: dict[type_name, context_value] | None = Field(
+            None, max_length=MAX_CONTEXT_KEYS, description="e.g. {\"surface\": \"app\"}")
+
+    history_entry = item_id | HistoryEntryBody
+
+    class FiltersBody(BaseModel):
+        """Per-request catalog restrictions applied inside the decoder (never post-filtered)."""
+
+        model_config = strict
+        allow: list[item_id] | None = Field(None, max_length=limits.max_exclude,
+                                            description="only these item ids may be returned")
+        deny: list[item_id] = Field(default_factory=list, max_length=limits.max_exclude,
+                                    description="these item ids may never be returned")
 
     class RecommendBody(BaseModel):
         model_config = strict
-        history: list[item_id] = Field(min_length=1, max_length=limits.max_history,
-                                       description="the user's item ids, oldest first")
+        history: list[history_entry] = Field(min_length=1, max_length=limits.max_history,
+                                             description="the user's items (ids or entries), oldest first")
         target_type: type_name = Field(description="entity type to recommend (see /v1/catalog)")
         k: int = Field(10, ge=1, le=limits.max_k)
         discovery: Literal["familiar", "unfamiliar"] | None = Field(
             None, description="steer towards items like the history (familiar) or new to the user (unfamiliar)")
         exclude: list[item_id] = Field(default_factory=list, max_length=limits.max_exclude,
                                        description="item ids that must not be recommended")
+        filters: FiltersBody | None = None
 
     class SearchBody(BaseModel):
         model_config = strict
@@ -89,7 +113,8 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
 
     class DescribeUserBody(BaseModel):
         model_config = strict
-        history: list[item_id] = Field(min_length=1, max_length=limits.max_history)
+        history: list[history_entry] = Field(min_length=1, max_length=limits.max_history,
+                                             description="the user's items (ids or entries), oldest first")
         max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
 
     class GenerateBody(BaseModel):

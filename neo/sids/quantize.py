@@ -210,7 +210,7 @@ def fit_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
                 pool[level].append(residuals[level])
         with torch.no_grad():
             for level, counts in enumerate(usage):
-                dead = torch.flatnonzero(counts == 0)
+                dead = torch.nonzero(counts == 0).flatten()
                 if len(dead):
                     candidates = torch.cat(pool[level])
                     picks = torch.randint(len(candidates), (len(dead),), generator=generator)

@@ -307,8 +307,9 @@ def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset
     """Fixed-length rows of several examples: input_ids, labels, attention_mask, position_ids.
 
     `position_ids` restart at 0 at every example, so `segment_ids` recovers the boundaries and
-    `block_causal_mask` builds the attention mask that keeps examples apart (flash-attention's
-    varlen path reads the same position ids). Padding has attention_mask 0, label -100, position 0.
+    `block_causal_mask` builds the attention mask that keeps examples apart (transformers' packed
+    path reads the same position ids). The padding tail has attention_mask 0 and labels -100 and
+    counts 0, 1, 2... like one more example, so it forms a single label-free segment.
     """
     ids, labels = ds["input_ids"], ds["labels"]
     plan = pack_plan([len(x) for x in ids], max_length)
@@ -326,6 +327,7 @@ def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset
             mask[cursor:cursor + n] = 1
             positions[cursor:cursor + n] = np.arange(n)
             cursor += n
+        positions[cursor:] = np.arange(max_length - cursor)
         out["input_ids"].append(row_ids)
         out["labels"].append(row_labels)
         out["attention_mask"].append(mask)

@@ -79,7 +79,8 @@ class TrainSettings:
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` steps."""
+    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` steps (warm-up capped at `total`)."""
+    warmup = min(warmup, total)
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))

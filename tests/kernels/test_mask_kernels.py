@@ -119,10 +119,10 @@ def test_triton_bitmask_apply_matches_torch(dtype: torch.dtype, layout: str, ind
 
 def test_bitmask_layout_is_lsb_first() -> None:
     """Word w bit b governs token 32w + b (the xgrammar / vLLM convention)."""
-    bitmask = torch.tensor([[0b101, 1 << 31], [-1, 0]], dtype=torch.int32)
+    bitmask = torch.tensor([[0b101, -(2**31)], [-1, 0]], dtype=torch.int32)  # bit 31 of word 1: token 63
     for backend in ("torch", "triton"):
-        logits = apply_token_bitmask_(torch.zeros(2, 40), bitmask, backend=backend)
-        assert torch.nonzero(logits[0] == 0).squeeze(1).tolist() == [0, 2, 31]
+        logits = apply_token_bitmask_(torch.zeros(2, 64), bitmask, backend=backend)
+        assert torch.nonzero(logits[0] == 0).squeeze(1).tolist() == [0, 2, 63]
         assert torch.nonzero(logits[1] == 0).squeeze(1).tolist() == list(range(32))
 
 

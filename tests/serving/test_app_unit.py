@@ -34,6 +34,7 @@ class EchoEngine:
 
     def __init__(self, gate: threading.Event | None = None):
         self.gate = gate
+        self.entered = threading.Event()
         self.batches: list[int] = []
 
     def catalog_summary(self) -> dict[str, int]:
@@ -48,6 +49,7 @@ class EchoEngine:
                 raise NeoInputError(f"history[{i}]", f"unknown item {item!r}")
 
     def run_batch(self, requests: Sequence[Any]) -> list[Any]:
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(5)
         self.batches.append(len(requests))
@@ -160,7 +162,7 @@ def test_queue_full_answers_503_with_retry_after() -> None:
         for w in workers:
             w.start()
         for _ in range(500):  # one request held by the worker, one waiting in the queue
-            if test_client.app.state.neo.batcher.depth == 1:
+            if engine.entered.is_set() and test_client.app.state.neo.batcher.depth == 1:
                 break
             threading.Event().wait(0.01)
         refused = test_client.post("/v1/search", json=body)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from neo.serving.process import running_server
+from neo.serving.process import ServerProcess
 from neo.sids.table import SIDS_DIR, load_tables
 from neo.vocab import SIDVocab
 
@@ -19,19 +19,31 @@ API_KEY = "test-key-7"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with running_server(tiny_checkpoint, ["beam_width=10", "max_batch=16", "max_wait_ms=20"], log) as url:
-        yield url
+def servers(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two servers booted in parallel: `open` (defaults, batching on) and `guarded` (auth on, no batching,
+    a one-slot queue, so overload is easy to provoke)."""
+    logs = tmp_path_factory.mktemp("servers")
+    processes = {
+        "open": ServerProcess(tiny_checkpoint, ["beam_width=10", "max_batch=16", "max_wait_ms=20"],
+                              logs / "open.log"),
+        "guarded": ServerProcess(tiny_checkpoint, [f"api_key={API_KEY}", "max_batch=1", "queue_size=1",
+                                                   "retry_after_s=3", "beam_width=10"], logs / "guarded.log"),
+    }
+    try:
+        yield {name: process.wait_ready() for name, process in processes.items()}
+    finally:
+        for process in processes.values():
+            process.stop()
 
 
 @pytest.fixture(scope="module")
-def guarded_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Authentication on, no batching and a one-slot queue: overload is easy to provoke."""
-    log = tmp_path_factory.mktemp("guarded") / "server.log"
-    with running_server(tiny_checkpoint, [f"api_key={API_KEY}", "max_batch=1", "queue_size=1", "retry_after_s=3",
-                                          "beam_width=10"], log) as url:
-        yield url
+def server(servers: dict[str, str]) -> str:
+    return servers["open"]
+
+
+@pytest.fixture(scope="module")
+def guarded_server(servers: dict[str, str]) -> str:
+    return servers["guarded"]
 
 
 @pytest.fixture(scope="module")

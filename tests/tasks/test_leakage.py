@@ -30,13 +30,11 @@ def splits(draw, ordinary, held):
     train, valid, test = {}, {}, {}
     for u in range(draw(st.integers(1, 8))):
         user = f"h{u}"
-        items = draw(st.lists(st.sampled_from(ordinary), min_size=1, max_size=12))
+        items = draw(st.lists(st.sampled_from(ordinary), min_size=2, max_size=12))
         stamps = sorted(draw(st.lists(st.floats(1.6e9, 1.7e9), min_size=len(items) + 2, max_size=len(items) + 2)))
         train[user] = [Interaction(i, t, {"surface": "home"}) for i, t in zip(items, stamps, strict=False)]
-        if draw(st.booleans()):
-            valid[user] = Interaction(draw(st.sampled_from(held)), stamps[-2], {})
-        if draw(st.booleans()):
-            test[user] = Interaction(draw(st.sampled_from(held)), stamps[-1], {})
+        valid[user] = Interaction(draw(st.sampled_from(held)), stamps[-2], {})
+        test[user] = Interaction(draw(st.sampled_from(held)), stamps[-1], {})
     return Split("leave_one_out", train, valid, test)
 
 

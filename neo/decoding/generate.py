@@ -1,0 +1,139 @@
+"""Mixed generation: free text with catalog-grounded item spans ("three items, then a sentence about why").
+
+neo's own loop with a KV cache: per step one forward pass, `constrain` (free-text rows lose the SID
+region except allowed open tokens; span rows keep only their node's allowed children, read from a
+window), a greedy or sampled pick, and a tensor state `advance`. A span's close token is forced without
+looking at the logits. The host is consulted only every `check_every` steps, to stop once all rows end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+
+from neo.decoding.beam import _forward
+from neo.decoding.state import NO_LIMIT, DecodeState, constrain, pick_tokens, row_type_masks
+from neo.decoding.trie import ItemTrie
+from neo.kernels import FREE
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSegment:
+    token_ids: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemSegment:
+    item_id: str
+    entity_type: str
+    codes: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class MixedOutput:
+    """Generated token ids (without the prompt, up to and including EOS) and their parsed segments."""
+
+    token_ids: list[int]
+    segments: list[TextSegment | ItemSegment]
+
+    @property
+    def items(self) -> list[ItemSegment]:
+        return [s for s in self.segments if isinstance(s, ItemSegment)]
+
+
+def generate_mixed(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                   trie: ItemTrie, allowed_types: Sequence[str] | Sequence[Sequence[str]], max_new_tokens: int,
+                   max_items: int | None = None, do_sample: bool = False, temperature: float = 1.0,
+                   eos_token_id: int | Sequence[int] | None = None, generator: torch.Generator | None = None,
+                   check_every: int = 8) -> list[MixedOutput]:
+    """Generate text with item spans for each left-padded prompt.
+
+    `allowed_types`: the entity types whose spans may be opened (one list for all prompts, or one per
+    prompt); `max_items`: after that many spans no open token is allowed. A prompt may end inside a
+    span (e.g. with a forced open token); decoding then continues that span.
+    """
+    batch, device = input_ids.shape[0], input_ids.device
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature must be positive when sampling, got {temperature}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if not bool(attention_mask[:, -1].all()):
+        raise ValueError("prompts must be left-padded (attention_mask[:, -1] must be 1 for every row)")
+    eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
+                       dtype=torch.long, device=device)
+    items_left = torch.full((batch,), NO_LIMIT if max_items is None else max_items, device=device)
+    state = DecodeState.from_suffix(input_ids, trie, row_type_masks(trie, allowed_types, batch), items_left)
+    positions = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
+    logits, cache = _forward(model, input_ids, attention_mask, positions, None)
+    next_position = positions[:, -1] + 1
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    pad = int(eos[0]) if eos.numel() else 0
+    generated = []
+    for step in range(max_new_tokens):
+        logits = logits.float()
+        candidates = constrain(logits, state, trie)
+        tokens = pick_tokens(logits, candidates, state, trie, do_sample, temperature, generator)
+        tokens = torch.where(finished, pad, tokens)
+        generated.append(tokens)
+        finished |= (state.mode == FREE) & torch.isin(tokens, eos)
+        state = state.advance(tokens, trie)
+        if step + 1 == max_new_tokens or ((step + 1) % check_every == 0 and bool(finished.all())):
+            break
+        attention_mask = torch.cat([attention_mask, (~finished).long().unsqueeze(1)], dim=1)
+        logits, cache = _forward(model, tokens.unsqueeze(1), attention_mask, next_position.unsqueeze(1), cache)
+        next_position = next_position + 1
+    return [_output(trie, row, eos) for row in torch.stack(generated, dim=1).tolist()]
+
+
+def _output(trie: ItemTrie, token_ids: list[int], eos: torch.Tensor) -> MixedOutput:
+    stop = set(eos.tolist())
+    end = next((i + 1 for i, t in enumerate(token_ids) if t in stop), len(token_ids))
+    return MixedOutput(token_ids[:end], parse_segments(trie, token_ids[:end]))
+
+
+def parse_segments(trie: ItemTrie, token_ids: Sequence[int]) -> list[TextSegment | ItemSegment]:
+    """Split generated ids into text pieces and resolved items (host side, after decoding).
+
+    An unfinished span at the end (the token budget ran out) is dropped: it names no item.
+    """
+    vocab = trie.vocab
+    segments: list[TextSegment | ItemSegment] = []
+    text: list[int] = []
+    position = 0
+    while position < len(token_ids):
+        described = vocab.describe(token_ids[position])
+        if described[0] != "open":
+            text.append(token_ids[position])
+            position += 1
+            continue
+        entity_type = described[1]
+        levels = vocab.block(entity_type).levels
+        span = list(token_ids[position: position + levels + 2])
+        codes = [vocab.describe(t) for t in span[1:-1]]
+        complete = len(span) == levels + 2 and span[-1] == vocab.close_id(entity_type)
+        if not complete:
+            break
+        if text:
+            segments.append(TextSegment(text))
+            text = []
+        code_tuple = tuple(c[3] for c in codes)
+        item_id = _item_of(trie, entity_type, code_tuple)
+        segments.append(ItemSegment(item_id, entity_type, code_tuple))
+        position += levels + 2
+    if text:
+        segments.append(TextSegment(text))
+    return segments
+
+
+def _item_of(trie: ItemTrie, entity_type: str, codes: tuple[int, ...]) -> str:
+    node = trie.type_root[trie.type_index(entity_type)]
+    for code in codes:
+        code_tensor = torch.tensor(code, device=trie.device)
+        if not bool(trie.has_child(node, code_tensor, trie.bits)):
+            raise ValueError(f"{entity_type!r} span with codes {codes} names no catalog item")
+        node = trie.child(node, code_tensor)
+    return trie.resolve(int(node))[1]
