@@ -67,6 +67,8 @@ def generate_mixed(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
                        dtype=torch.long, device=device)
     items_left = torch.full((batch,), NO_LIMIT if max_items is None else max_items, device=device)
     state = DecodeState.from_suffix(input_ids, trie, row_type_masks(trie, allowed_types, batch), items_left)
+    # a span the prompt opened is parsed together with its continuation
+    carried = torch.where(state.mode == FREE, 0, state.level + 1).tolist()
     positions = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
     logits, cache = _forward(model, input_ids, attention_mask, positions, None)
     next_position = positions[:, -1] + 1
@@ -86,19 +88,20 @@ def generate_mixed(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
         attention_mask = torch.cat([attention_mask, (~finished).long().unsqueeze(1)], dim=1)
         logits, cache = _forward(model, tokens.unsqueeze(1), attention_mask, next_position.unsqueeze(1), cache)
         next_position = next_position + 1
-    return [_output(trie, row, eos) for row in torch.stack(generated, dim=1).tolist()]
-
-
-def _output(trie: ItemTrie, token_ids: list[int], eos: torch.Tensor) -> MixedOutput:
     stop = set(eos.tolist())
-    end = next((i + 1 for i, t in enumerate(token_ids) if t in stop), len(token_ids))
-    return MixedOutput(token_ids[:end], parse_segments(trie, token_ids[:end]))
+    outputs = []
+    for prompt, carry, row in zip(input_ids.tolist(), carried, torch.stack(generated, dim=1).tolist(), strict=True):
+        end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+        segments = parse_segments(trie, prompt[len(prompt) - carry:] + row[:end])
+        outputs.append(MixedOutput(row[:end], segments))
+    return outputs
 
 
 def parse_segments(trie: ItemTrie, token_ids: Sequence[int]) -> list[TextSegment | ItemSegment]:
-    """Split generated ids into text pieces and resolved items (host side, after decoding).
+    """Split ids into text pieces and resolved items (host side, after decoding).
 
-    An unfinished span at the end (the token budget ran out) is dropped: it names no item.
+    An unfinished span at the end (the token budget ran out) is dropped: it names no item. A span whose
+    codes name no catalog item raises ValueError (it cannot come out of the constrained decoder).
     """
     vocab = trie.vocab
     segments: list[TextSegment | ItemSegment] = []

@@ -8,8 +8,10 @@ beside the SID table so new items get codes later without refitting (which would
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,11 +89,30 @@ class ResidualQuantizer:
             return cls(str(data["method"]), codebooks, encoder)
 
 
+SMALL_WORK = 5e7
+"""Below this many multiply-adds faiss runs on one thread: OpenMP start-up and spin-waiting then cost more
+than they save, by orders of magnitude on a machine whose cores are busy with other jobs."""
+
+
+@contextlib.contextmanager
+def faiss_threads_for(work: float) -> Iterator[None]:
+    if work >= SMALL_WORK:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def nearest(codebook: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Index of the nearest codeword of each row (exact L2, faiss's blocked BLAS search)."""
     index = faiss.IndexFlatL2(codebook.shape[1])
     index.add(np.ascontiguousarray(codebook, dtype=np.float32))
-    _, assign = index.search(np.ascontiguousarray(x, dtype=np.float32), 1)
+    with faiss_threads_for(float(len(x)) * len(codebook) * codebook.shape[1]):
+        _, assign = index.search(np.ascontiguousarray(x, dtype=np.float32), 1)
     return assign[:, 0].astype(np.int32)
 
 
@@ -132,7 +153,8 @@ def kmeans(x: np.ndarray, k: int, niter: int = 20, seed: int = 0, init: str = "k
     gpu = faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False
     model = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, verbose=False, gpu=gpu,
                          max_points_per_centroid=max_points_per_centroid, min_points_per_centroid=1)
-    model.train(x, init_centroids=start)
+    with faiss_threads_for(float(len(x)) * k * x.shape[1] * niter):
+        model.train(x, init_centroids=start)
     return np.ascontiguousarray(model.centroids, dtype=np.float32)
 
 

@@ -1,0 +1,105 @@
+"""The evaluation report: markdown tables of neo vs each baseline, plots, and example generations."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from neo.io import write_text
+
+REC_BASELINES = ("popularity", "cooccurrence", "sasrec")
+SEARCH_BASELINES = ("bm25", "dense")
+HEADLINE = ("recall@10", "ndcg@10")
+
+
+def _types(metrics: Mapping[str, Any], task: str) -> list[str]:
+    pattern = re.compile(rf"^(?:baseline/[^/]+/)?{task}/([^/]+)/")
+    return sorted({m.group(1) for key in metrics if (m := pattern.match(key))})
+
+
+def comparison_rows(metrics: Mapping[str, Any], task: str, baselines: tuple[str, ...]
+                    ) -> list[tuple[str, str, dict[str, float | None]]]:
+    """(type, metric, {system: value}) for every target type and headline metric of one task."""
+    rows = []
+    for entity_type in _types(metrics, task):
+        for metric in HEADLINE:
+            values = {"neo": metrics.get(f"{task}/{entity_type}/{metric}")}
+            for name in baselines:
+                values[name] = metrics.get(f"baseline/{name}/{task}/{entity_type}/{metric}")
+            rows.append((entity_type, metric, values))
+    return rows
+
+
+def _table(rows: list[tuple[str, str, dict[str, float | None]]]) -> list[str]:
+    if not rows:
+        return ["(not evaluated)"]
+    systems = [s for s in rows[0][2] if any(r[2].get(s) is not None for r in rows)]
+    lines = ["| type | metric | " + " | ".join(systems) + " | best baseline | neo / best |",
+             "|---|---|" + "---|" * (len(systems) + 2)]
+    for entity_type, metric, values in rows:
+        baseline = [v for s, v in values.items() if s != "neo" and v is not None]
+        best = max(baseline) if baseline else None
+        ours = values.get("neo")
+        ratio = f"{ours / best:.2f}x" if ours is not None and best else "-"
+        cells = [f"{values[s]:.4f}" if values.get(s) is not None else "-" for s in systems]
+        best_cell = f"{best:.4f}" if best is not None else "-"
+        lines.append(f"| {entity_type} | {metric} | {' | '.join(cells)} | {best_cell} | {ratio} |")
+    return lines
+
+
+def _plots(eval_dir: Path, metrics: Mapping[str, Any], train_metrics: Mapping[str, Path],
+           sid_report: Path) -> list[str]:
+    """Write the PNG plots the report embeds; returns their markdown lines."""
+    from neo.eval import plots
+
+    lines = []
+    for task, baselines in (("rec", REC_BASELINES), ("search", SEARCH_BASELINES)):
+        rows = [r for r in comparison_rows(metrics, task, baselines) if r[1] == "ndcg@10"]
+        if rows:
+            name = f"{task}_vs_baselines.png"
+            plots.comparison_bars({f"{t}": v for t, _, v in rows}, eval_dir / name, title=f"{task}: NDCG@10")
+            lines.append(f"![{task} vs baselines]({name})")
+    curves = {stage: path for stage, path in train_metrics.items() if path.exists()}
+    if curves:
+        plots.loss_curves(curves, eval_dir / "loss_curves.png")
+        lines.append("![training loss](loss_curves.png)")
+    if sid_report.exists():
+        report = json.loads(sid_report.read_text())
+        plots.codebook_utilization({t: r["utilization"] for t, r in report.items() if "utilization" in r},
+                                   eval_dir / "sid_utilization.png")
+        lines.append("![SID codebook utilisation](sid_utilization.png)")
+    return lines
+
+
+def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examples: Mapping[str, str],
+                 train_metrics: Mapping[str, Path], sid_report: Path) -> Path:
+    """Write `<eval_dir>/report.md` (and its PNGs); returns its path."""
+    rec = comparison_rows(metrics, "rec", REC_BASELINES)
+    search = comparison_rows(metrics, "search", SEARCH_BASELINES)
+    lines = [f"# neo evaluation: {dataset}", "",
+             "Test split, full ranking over the catalog of each target type; neo and every baseline are "
+             "scored on the same users and queries.", "",
+             "## Recommendation", "", *_table(rec), "",
+             "## Search", "", *_table(search), "",
+             "## Validity, steerability, user understanding, latency", "",
+             "| metric | value |", "|---|---|"]
+    for key in sorted(metrics):
+        if key.split("/")[0] in ("validity", "steer", "understand", "latency") and not key.endswith("/n"):
+            value = metrics[key]
+            lines.append(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |")
+    lines += ["", "## Plots", "", *_plots(eval_dir, metrics, train_metrics, sid_report), "",
+              "## Example generations", ""]
+    for task, text in examples.items():
+        lines += [f"**{task}**", "", f"> {text}", ""]
+    path = eval_dir / "report.md"
+    write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def summary_table(metrics: Mapping[str, Any]) -> str:
+    """The comparison tables as plain markdown, for printing at the end of a pipeline."""
+    return "\n".join(["Recommendation", *_table(comparison_rows(metrics, "rec", REC_BASELINES)), "",
+                      "Search", *_table(comparison_rows(metrics, "search", SEARCH_BASELINES))])

@@ -1,0 +1,125 @@
+"""Recipe: evaluate a checkpoint on a dataset's test split, side by side with the baselines.
+
+    neo run evaluate [data=<dataset dir>] [checkpoint=<dir>] [output_dir=<run dir>]
+
+Reads `<output_dir>/instruct` unless `checkpoint` says otherwise, and writes
+`<output_dir>/eval/metrics.json` (flat keys: `rec/<type>/ndcg@10`, `search/<type>/recall@10`,
+`baseline/<name>/...`, `validity/...`, `steer/...`, `understand/...`, `latency/...`) and
+`<output_dir>/eval/report.md` with its plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from neo.data import Catalog
+from neo.data.resolve import resolve_dataset
+from neo.data.splits import Split, make_split
+from neo.decoding.trie import ItemTrie
+from neo.eval.baselines.base import SearchQuery
+from neo.eval.metrics import flat_keys
+from neo.eval.model_eval import EvalSettings, ModelEvaluator
+from neo.eval.report import write_report
+from neo.eval.run_baselines import run_rec_baselines, run_search_baselines, sasrec_config_from
+from neo.io import write_json
+from neo.sids.table import SIDS_DIR, load_tables
+from neo.tasks import context
+from neo.tasks.prompts import ChatFormat
+from neo.tasks.search import queries as search_queries
+from neo.training import load_stage_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class EvaluateRecipe:
+    """checkpoint + dataset -> metrics.json + report.md."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.output_dir = Path(cfg.output_dir)
+        self.eval_dir = self.output_dir / "eval"
+        self.checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else self.output_dir / "instruct"
+        self.settings = EvalSettings.from_config(OmegaConf.to_container(cfg.eval.settings, resolve=True))
+
+    def setup(self) -> None:
+        # The checkpoint first: a missing one is the most common mistake and should fail before any work.
+        if not (self.checkpoint / "neo.json").exists():
+            raise FileNotFoundError(f"{self.checkpoint}: no neo checkpoint here (train with `neo run train "
+                                    f"stage=instruct` or pass checkpoint=<dir>)")
+        meta = json.loads((self.checkpoint / "neo.json").read_text())
+        self.catalog = Catalog.load(resolve_dataset(self.cfg.data))
+        self.split = make_split(self.catalog)
+        device = torch.device(self.cfg.device if self.cfg.device != "auto" else
+                              ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, tokenizer, vocab = load_stage_checkpoint(self.checkpoint)
+        self.model = model.to(device).eval()
+        self.tables = load_tables(self.checkpoint / SIDS_DIR)
+        # Prompts must be rendered with the task settings the model was trained with.
+        tasks_cfg = meta.get("config", {}).get("tasks") or OmegaConf.to_container(self.cfg.tasks, resolve=True)
+        self.ctx = context(self.catalog, self.split, self.tables, vocab, tasks_cfg, ChatFormat.from_tokenizer(tokenizer))
+        self.evaluator = ModelEvaluator(self.model, tokenizer, self.ctx, ItemTrie.build(vocab, self.tables, device),
+                                        self.settings)
+        self.train_metrics = {stage: self.output_dir / stage / "metrics.jsonl" for stage in ("align", "instruct")}
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        types = [t for t in self.catalog.type_names if t in self.tables]
+        users = self.evaluator.sample(list(self.split.test), self.settings.max_users)
+        evaluated = Split(self.split.protocol, self.split.train, self.split.valid,
+                          {u: self.split.test[u] for u in users})
+        metrics: dict[str, Any] = {}
+        for entity_type in types:
+            wanted = self.evaluator.rec_users(evaluated, entity_type)
+            if wanted:
+                metrics.update(flat_keys(f"rec/{entity_type}",
+                                         self.evaluator.recommendation(evaluated, entity_type, wanted)))
+        rec_baselines = list(self.cfg.eval.rec_baselines)
+        if rec_baselines:
+            metrics.update(run_rec_baselines(self.catalog, evaluated, types, "test", rec_baselines, self.settings.ks,
+                                             sasrec_config_from(self.cfg.eval.get("sasrec")), progress=False))
+        queries = self._queries(types)
+        for entity_type, typed in queries.items():
+            metrics.update(flat_keys(f"search/{entity_type}", self.evaluator.search(entity_type, typed)))
+        search_baselines = list(self.cfg.eval.search_baselines)
+        if queries and search_baselines:
+            flat = [SearchQuery(q.text, q.type, tuple(q.items)) for typed in queries.values() for q in typed]
+            metrics.update(run_search_baselines(self.catalog, flat, self.settings.ks, search_baselines))
+        metrics.update(flat_keys("steer", self.evaluator.steering(evaluated, types)))
+        metrics.update(flat_keys("understand", self.evaluator.profiles(evaluated)))
+        metrics.update(flat_keys("latency", self.evaluator.latency(evaluated, types[0])))
+        examples = self.evaluator.examples(evaluated, types)
+        metrics.update(self.evaluator.validity())
+        metrics["seconds"] = round(time.perf_counter() - started, 1)
+        write_json(self.eval_dir / "metrics.json", metrics)
+        report = write_report(self.eval_dir, self.catalog.name, metrics, examples, self.train_metrics,
+                              self.output_dir / SIDS_DIR / "report.json")
+        log.info("metrics: %s; report: %s", self.eval_dir / "metrics.json", report)
+        return {"metrics": metrics, "examples": examples, "report": report}
+
+    def _queries(self, types: list[str]) -> dict[str, list]:
+        by_type: dict[str, list] = {}
+        for query in search_queries(self.catalog, "test"):
+            if query.type in types and all(i in self.ctx.span for i in query.items):
+                by_type.setdefault(query.type, []).append(query)
+        limit = self.settings.max_queries
+        return {t: self.evaluator.sample_rows(q, limit) for t, q in by_type.items()}
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    recipe = EvaluateRecipe(cfg)
+    recipe.setup()
+    out = recipe.run()
+    print(json.dumps({k: v for k, v in out["metrics"].items() if "/n" not in k}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
