@@ -32,8 +32,10 @@ def ranks_from_scores(scores: torch.Tensor | np.ndarray, targets: Sequence[int] 
     scores = torch.as_tensor(scores)
     target_index = torch.as_tensor(np.asarray(targets, dtype=np.int64)).view(-1, 1)
     if scores.ndim != 2 or scores.shape[0] != target_index.shape[0]:
-        raise ValueError(f"scores must be [n_rows, n_items] with one target per row; got {tuple(scores.shape)} "
-                         f"and {target_index.shape[0]} targets")
+        raise ValueError(
+            f"scores must be [n_rows, n_items] with one target per row; got {tuple(scores.shape)} "
+            f"and {target_index.shape[0]} targets"
+        )
     target_score = scores.gather(1, target_index)
     columns = torch.arange(scores.shape[1]).view(1, -1)
     ahead = (scores > target_score) | ((scores == target_score) & (columns < target_index))
@@ -60,8 +62,9 @@ def rank_metrics(ranks: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_
 
 
 # ----- multi-relevant ranking (search) ---------------------------------------------------------
-def set_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]],
-                ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+def set_metrics(
+    ranked: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]], ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
     """Mean Recall@K, HR@K, NDCG@K (binary gains) and MRR of ranked lists against sets of relevant items.
 
     Recall@K divides by the number of relevant items, so a query with 30 relevant items cannot reach
@@ -95,8 +98,9 @@ def flat_keys(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{prefix}/{name}": float(value) for name, value in metrics.items()}
 
 
-def rank_metrics_by_type(ranks: Sequence[int], entity_types: Sequence[str],
-                         ks: Sequence[int] = DEFAULT_KS) -> dict[str, dict[str, float]]:
+def rank_metrics_by_type(
+    ranks: Sequence[int], entity_types: Sequence[str], ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, dict[str, float]]:
     """Rank metrics per target type, plus the example count (`n`) each mean is over."""
     ranks = np.asarray(ranks)
     types = np.asarray(entity_types, dtype=object)
@@ -124,13 +128,19 @@ class ValidityReport:
         return (self.unknown_items + self.malformed_spans) / self.spans if self.spans else 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {"spans": self.spans, "valid_items": self.valid_items, "unknown_items": self.unknown_items,
-                "malformed_spans": self.malformed_spans, "stray_sid_tokens": self.stray_sid_tokens,
-                "invalid_rate": self.invalid_rate}
+        return {
+            "spans": self.spans,
+            "valid_items": self.valid_items,
+            "unknown_items": self.unknown_items,
+            "malformed_spans": self.malformed_spans,
+            "stray_sid_tokens": self.stray_sid_tokens,
+            "invalid_rate": self.invalid_rate,
+        }
 
 
-def catalog_validity(outputs: Iterable[Sequence[int]], vocab: SIDVocab,
-                     tables: Mapping[str, SIDTable]) -> ValidityReport:
+def catalog_validity(
+    outputs: Iterable[Sequence[int]], vocab: SIDVocab, tables: Mapping[str, SIDTable]
+) -> ValidityReport:
     """Parse SID spans out of decoded token ids and count those that name no catalog item.
 
     A span is `open(type) code(type, 0) ... code(type, L-1) close(type)`. It is *malformed* if a
@@ -172,9 +182,12 @@ def catalog_validity(outputs: Iterable[Sequence[int]], vocab: SIDVocab,
 
 
 # ----- steerability ----------------------------------------------------------------------------
-def steerability(requested_types: Sequence[str], produced_types: Sequence[Sequence[str]],
-                 requested_counts: Sequence[int] | None = None,
-                 format_ok: Sequence[bool] | None = None) -> dict[str, float]:
+def steerability(
+    requested_types: Sequence[str],
+    produced_types: Sequence[Sequence[str]],
+    requested_counts: Sequence[int] | None = None,
+    format_ok: Sequence[bool] | None = None,
+) -> dict[str, float]:
     """Share of outputs that obey the request: every named item of the requested type
     (`type_accuracy`), exactly the requested number of items (`count_accuracy`), and the requested
     output format as judged by the caller (`format_accuracy`). An output naming no item fails the
@@ -184,13 +197,22 @@ def steerability(requested_types: Sequence[str], produced_types: Sequence[Sequen
         raise ValueError(f"{len(requested_types)} requests but {len(produced_types)} outputs")
     if not requested_types:
         return {}
-    out = {"type_accuracy": float(np.mean([bool(got) and all(t == want for t in got)
-                                           for want, got in zip(requested_types, produced_types, strict=True)]))}
+    out = {
+        "type_accuracy": float(
+            np.mean(
+                [
+                    bool(got) and all(t == want for t in got)
+                    for want, got in zip(requested_types, produced_types, strict=True)
+                ]
+            )
+        )
+    }
     if requested_counts is not None:
         if len(requested_counts) != len(produced_types):
             raise ValueError(f"{len(requested_counts)} requested counts but {len(produced_types)} outputs")
-        out["count_accuracy"] = float(np.mean([len(got) == want
-                                               for want, got in zip(requested_counts, produced_types, strict=True)]))
+        out["count_accuracy"] = float(
+            np.mean([len(got) == want for want, got in zip(requested_counts, produced_types, strict=True)])
+        )
     if format_ok is not None:
         if len(format_ok) != len(produced_types):
             raise ValueError(f"{len(format_ok)} format checks but {len(produced_types)} outputs")
@@ -231,8 +253,12 @@ def term_overlap(predicted: Sequence[Iterable[str]], truth: Sequence[Iterable[st
         f1.append(2 * p * r / (p + r) if p + r else 0.0)
     if not f1:
         return {}
-    return {"precision": float(np.mean(precision)), "recall": float(np.mean(recall)), "f1": float(np.mean(f1)),
-            "n": len(f1)}
+    return {
+        "precision": float(np.mean(precision)),
+        "recall": float(np.mean(recall)),
+        "f1": float(np.mean(f1)),
+        "n": len(f1),
+    }
 
 
 # ----- latency ---------------------------------------------------------------------------------
@@ -242,5 +268,11 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     if ms.size == 0:
         return {}
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(ms.mean()),
-            "max_ms": float(ms.max()), "n": int(ms.size)}
+    return {
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()),
+        "max_ms": float(ms.max()),
+        "n": int(ms.size),
+    }

@@ -18,8 +18,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from neo.data.catalog import Catalog
-from neo.data.splits import Split, target_of, targets
 from neo.eval.baselines.base import Recommender, SearchBaseline, SearchQuery
 from neo.eval.baselines.bm25 import BM25
 from neo.eval.baselines.cooccurrence import Cooccurrence
@@ -28,10 +26,16 @@ from neo.eval.baselines.popularity import Popularity
 from neo.eval.baselines.sasrec import SASRec, SASRecConfig
 from neo.eval.metrics import DEFAULT_KS, flat_keys, rank_metrics, set_metrics
 
+from neo.data.catalog import Catalog
+from neo.data.splits import Split, target_of, targets
+
 log = logging.getLogger(__name__)
 
-REC_BASELINES: dict[str, type[Recommender]] = {"popularity": Popularity, "cooccurrence": Cooccurrence,
-                                                "sasrec": SASRec}
+REC_BASELINES: dict[str, type[Recommender]] = {
+    "popularity": Popularity,
+    "cooccurrence": Cooccurrence,
+    "sasrec": SASRec,
+}
 SEARCH_BASELINES: dict[str, type[SearchBaseline]] = {"bm25": BM25, "dense": Dense}
 
 
@@ -63,12 +67,18 @@ def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> 
         wanted = targets(catalog, split, which, entity_type)
         return [as_type(split.history(which, user)) for user in wanted], list(wanted.values())
 
-    return TypedSplit(entity_type, catalog.item_ids(entity_type), [as_type(h) for h in split.train.values()],
-                      pairs("valid"), pairs(part))
+    return TypedSplit(
+        entity_type,
+        catalog.item_ids(entity_type),
+        [as_type(h) for h in split.train.values()],
+        pairs("valid"),
+        pairs(part),
+    )
 
 
-def build_recommender(name: str, item_ids: Sequence[str], sasrec_config: SASRecConfig | None = None,
-                      progress: bool = True) -> Recommender:
+def build_recommender(
+    name: str, item_ids: Sequence[str], sasrec_config: SASRecConfig | None = None, progress: bool = True
+) -> Recommender:
     if name not in REC_BASELINES:
         raise ValueError(f"unknown recommendation baseline {name!r}; known: {sorted(REC_BASELINES)}")
     if name == "sasrec":
@@ -76,13 +86,21 @@ def build_recommender(name: str, item_ids: Sequence[str], sasrec_config: SASRecC
     return REC_BASELINES[name](item_ids)
 
 
-def run_rec_baselines(catalog: Catalog, split: Split, entity_types: Sequence[str], part: str = "test",
-                      names: Sequence[str] = ("popularity", "cooccurrence", "sasrec"),
-                      ks: Sequence[int] = DEFAULT_KS, sasrec_config: SASRecConfig | None = None,
-                      exclude_history: bool = False, progress: bool = True) -> dict[str, float]:
+def run_rec_baselines(
+    catalog: Catalog,
+    split: Split,
+    entity_types: Sequence[str],
+    part: str = "test",
+    names: Sequence[str] = ("popularity", "cooccurrence", "sasrec"),
+    ks: Sequence[int] = DEFAULT_KS,
+    sasrec_config: SASRecConfig | None = None,
+    exclude_history: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
     """Fit each baseline per target type and score it on `part` ('valid' or 'test').
 
-    Also reports `.../n` (evaluated users) and `.../fit_seconds` per baseline and type. A type with no
+    Also reports `.../n` (evaluated users), `.../fit_seconds` and, for SASRec, `.../epochs` and
+    `.../best_epoch` per baseline and type. A type with no
     evaluation targets is skipped; SASRec is skipped for a type whose histories never hold two items.
     """
     out: dict[str, float] = {}
@@ -90,27 +108,45 @@ def run_rec_baselines(catalog: Catalog, split: Split, entity_types: Sequence[str
         data = typed_split(catalog, split, entity_type, part)
         histories, wanted = data.evaluation
         if not wanted:
-            log.warning("no %s targets of type %r in %s; skipping its baselines", part, entity_type, catalog.name)
+            log.warning(
+                "no %s targets of type %r in %s; skipping its baselines", part, entity_type, catalog.name
+            )
             continue
         for name in names:
             if name == "sasrec" and not any(len(h) >= 2 for h in data.train):
                 log.warning("sasrec: no training history of type %r has two items; skipped", entity_type)
                 continue
             started = time.perf_counter()
-            model = build_recommender(name, data.item_ids, sasrec_config, progress).fit(data.train, data.valid)
+            model = build_recommender(name, data.item_ids, sasrec_config, progress).fit(
+                data.train, data.valid
+            )
             fit_seconds = time.perf_counter() - started
             if exclude_history:
                 top = model.recommend(histories, max(ks), exclude=histories)
-                ranks = [row.index(t) if t in row else len(data.item_ids) for row, t in zip(top, wanted, strict=True)]
+                ranks = [
+                    row.index(t) if t in row else len(data.item_ids)
+                    for row, t in zip(top, wanted, strict=True)
+                ]
             else:
                 ranks = model.rank(histories, wanted)
             prefix = f"baseline/{name}/rec/{entity_type}"
             out.update(flat_keys(prefix, rank_metrics(ranks, ks)))
             out[f"{prefix}/n"] = len(wanted)
             out[f"{prefix}/fit_seconds"] = round(fit_seconds, 2)
-            log.info("%s %s: recall@10 %.4f ndcg@10 %.4f (%.0fs)", name, entity_type,
-                     out.get(f"{prefix}/recall@10", float("nan")), out.get(f"{prefix}/ndcg@10", float("nan")),
-                     fit_seconds)
+            if isinstance(model, SASRec):
+                summary = model.summary()
+                out[f"{prefix}/epochs"], out[f"{prefix}/best_epoch"] = (
+                    summary["epochs"],
+                    summary["best_epoch"],
+                )
+            log.info(
+                "%s %s: recall@10 %.4f ndcg@10 %.4f (%.0fs)",
+                name,
+                entity_type,
+                out.get(f"{prefix}/recall@10", float("nan")),
+                out.get(f"{prefix}/ndcg@10", float("nan")),
+                fit_seconds,
+            )
     return out
 
 
@@ -118,7 +154,10 @@ def item_texts(catalog: Catalog, entity_type: str) -> tuple[list[str], list[str]
     """Ids and searchable text (title, then text) of every item of one type."""
     rows = catalog.rows_of_type(entity_type)
     subset = catalog.items.select(rows)
-    texts = [f"{title}. {text}" if text else title for title, text in zip(subset["title"], subset["text"], strict=True)]
+    texts = [
+        f"{title}. {text}" if text else title
+        for title, text in zip(subset["title"], subset["text"], strict=True)
+    ]
     return list(subset["id"]), texts
 
 
@@ -126,12 +165,19 @@ def queries_from_catalog(catalog: Catalog, split: str = "test") -> list[SearchQu
     """The catalog's search queries of one split ('train' or 'test'); empty if it has no queries table."""
     if catalog.queries is None:
         return []
-    return [SearchQuery(row["text"], row["type"], tuple(row["items"]))
-            for row in catalog.queries if row["split"] == split]
+    return [
+        SearchQuery(row["text"], row["type"], tuple(row["items"]))
+        for row in catalog.queries
+        if row["split"] == split
+    ]
 
 
-def run_search_baselines(catalog: Catalog, queries: Sequence[SearchQuery], ks: Sequence[int] = DEFAULT_KS,
-                         names: Sequence[str] = ("bm25", "dense")) -> dict[str, float]:
+def run_search_baselines(
+    catalog: Catalog,
+    queries: Sequence[SearchQuery],
+    ks: Sequence[int] = DEFAULT_KS,
+    names: Sequence[str] = ("bm25", "dense"),
+) -> dict[str, float]:
     """Score each search baseline per target type: `baseline/<name>/search/<type>/<metric>`."""
     by_type: dict[str, list[SearchQuery]] = {}
     for query in queries:

@@ -28,6 +28,8 @@ from neo.io import write_json
 from neo.serving.process import running_server
 from neo.sids.table import SIDS_DIR, load_tables
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
@@ -134,7 +136,9 @@ class BenchServingRecipe:
         return result
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="serve")
+# An absolute config path: `neo run`/`neo serve` import this module as neo.recipes.*, where a relative
+# path would resolve against the package instead of the repository's conf/.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def main(cfg: DictConfig) -> None:
     BenchServingRecipe(cfg).run()
     sys.exit(0)

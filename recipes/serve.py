@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from neo.api import Limits, Neo
 from neo.serving.app import ServeConfig, create_app
 from neo.serving.logs import log_config
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 log = logging.getLogger("neo.serving")
 
@@ -57,7 +60,9 @@ class ServeRecipe:
         return 1 if self.load_failed else 0
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="serve")
+# An absolute config path: `neo run`/`neo serve` import this module as neo.recipes.*, where a relative
+# path would resolve against the package instead of the repository's conf/.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def main(cfg: DictConfig) -> None:
     sys.exit(ServeRecipe(cfg).run())
 

@@ -9,13 +9,12 @@ batching, exclusion and top-K selection once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
 import torch
-
 from neo.eval.metrics import ranks_from_scores
 
 History = Sequence[str]
@@ -55,8 +54,9 @@ class Recommender(ABC):
     def n_items(self) -> int:
         return len(self.items)
 
-    def fit(self, histories: Sequence[History],
-            valid: tuple[Sequence[History], Sequence[str]] | None = None) -> Self:
+    def fit(
+        self, histories: Sequence[History], valid: tuple[Sequence[History], Sequence[str]] | None = None
+    ) -> Self:
         """Learn from training histories; `valid` = (histories, one target each) lets a model stop early."""
         encoded_valid = None
         if valid is not None:
@@ -66,24 +66,34 @@ class Recommender(ABC):
         return self
 
     @abstractmethod
-    def fit_indices(self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None) -> None:
+    def fit_indices(
+        self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None
+    ) -> None:
         """Fit on integer histories (see `fit`)."""
 
     @abstractmethod
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
         """Scores [len(histories), n_items] (higher is better) for a batch of integer histories."""
 
-    def _batches(self, histories: list[np.ndarray], batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    def _batches(
+        self, histories: list[np.ndarray], batch_size: int
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """(rows, scores of those rows), in batches of similar-length histories: a sequence model pads
         a batch to its longest history, so mixing one long history into short ones wastes most work."""
-        order = np.argsort(np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories)),
-                           kind="stable")
+        order = np.argsort(
+            np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories)), kind="stable"
+        )
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             yield rows, self.score([histories[i] for i in rows]).float()
 
-    def recommend(self, histories: Sequence[History], k: int, exclude: Sequence[History] | None = None,
-                  batch_size: int = 1024) -> list[list[str]]:
+    def recommend(
+        self,
+        histories: Sequence[History],
+        k: int,
+        exclude: Sequence[History] | None = None,
+        batch_size: int = 1024,
+    ) -> list[list[str]]:
         """Top-`k` item ids per history, best first, never naming an item listed in its `exclude` row."""
         encoded = self.items.encode_all(histories)
         excluded = self.items.encode_all(exclude) if exclude is not None else None
@@ -98,15 +108,21 @@ class Recommender(ABC):
                 out[row] = [self.items.ids[i] for i in items if torch.isfinite(scores[position, i])]
         return out
 
-    def rank(self, histories: Sequence[History], targets: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+    def rank(
+        self, histories: Sequence[History], targets: Sequence[str], batch_size: int = 1024
+    ) -> np.ndarray:
         """0-based rank of each target in the full ranking for its history (-1 if the target is unknown)."""
         if len(histories) != len(targets):
             raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
-        return self.rank_indices(self.items.encode_all(histories),
-                                 np.array([self.items.index.get(t, -1) for t in targets], dtype=np.int64),
-                                 batch_size)
+        return self.rank_indices(
+            self.items.encode_all(histories),
+            np.array([self.items.index.get(t, -1) for t in targets], dtype=np.int64),
+            batch_size,
+        )
 
-    def rank_indices(self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def rank_indices(
+        self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024
+    ) -> np.ndarray:
         ranks = np.full(len(histories), -1, dtype=np.int64)
         for rows, scores in self._batches(histories, batch_size):
             known = targets[rows] >= 0

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import bm25s
 import numpy as np
-
 from neo.eval.baselines.base import SearchBaseline
 
 
@@ -16,7 +15,9 @@ class BM25(SearchBaseline):
     def __init__(self, item_ids: Sequence[str], texts: Sequence[str], k1: float = 1.5, b: float = 0.75):
         super().__init__(item_ids, texts)
         self.index = bm25s.BM25(k1=k1, b=b)
-        self.index.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
+        self.index.index(
+            bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False
+        )
 
     def search(self, queries: Sequence[str], k: int) -> list[list[str]]:
         if not queries:
@@ -25,5 +26,7 @@ class BM25(SearchBaseline):
         tokens = bm25s.tokenize(list(queries), stopwords="en", show_progress=False)
         rows, scores = self.index.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         # A query sharing no term with an item scores 0 there: those are not retrieved, just padding.
-        return [[self.item_ids[i] for i, s in zip(row, row_scores, strict=True) if s > 0]
-                for row, row_scores in zip(np.asarray(rows), np.asarray(scores), strict=True)]
+        return [
+            [self.item_ids[i] for i, s in zip(row, row_scores, strict=True) if s > 0]
+            for row, row_scores in zip(np.asarray(rows), np.asarray(scores), strict=True)
+        ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-
 from neo.eval.baselines.base import Recommender, popularity_counts
 
 POPULARITY_WEIGHT = 1e-6
@@ -22,8 +21,15 @@ POPULARITY_WEIGHT = 1e-6
 class Cooccurrence(Recommender):
     name = "cooccurrence"
 
-    def __init__(self, item_ids, window: int = 3, gap_decay: float = 0.3, recency_decay: float = 0.3,
-                 max_history: int = 10, symmetric_weight: float = 0.1):
+    def __init__(
+        self,
+        item_ids,
+        window: int = 3,
+        gap_decay: float = 0.3,
+        recency_decay: float = 0.3,
+        max_history: int = 10,
+        symmetric_weight: float = 0.1,
+    ):
         super().__init__(item_ids)
         if window < 1 or max_history < 1:
             raise ValueError(f"window and max_history must be >= 1, got {window} and {max_history}")
@@ -33,7 +39,9 @@ class Cooccurrence(Recommender):
         self.max_history = max_history
         self.symmetric_weight = symmetric_weight
 
-    def fit_indices(self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None) -> None:
+    def fit_indices(
+        self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None
+    ) -> None:
         sources, targets, weights = [], [], []
         for gap in range(1, self.window + 1):
             for seq in histories:
@@ -63,7 +71,9 @@ class Cooccurrence(Recommender):
             rows.append(np.full(len(recent), row))
             cols.append(recent)
             weights.append(self.recency_decay ** np.arange(len(recent))[::-1])
-        user_matrix = sp.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
-                                    shape=(len(histories), self.n_items))
+        user_matrix = sp.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(histories), self.n_items),
+        )
         scores = torch.as_tensor((user_matrix @ self.transitions).toarray(), dtype=torch.float32)
         return scores + self.prior

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from neo.eval.baselines.base import SearchBaseline
 
 from neo.data.catalog import cache_root
-from neo.eval.baselines.base import SearchBaseline
 from neo.io import atomic_open
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -37,8 +37,17 @@ def load_encoder():
 
 def encode(texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Unit-norm float32 embeddings [len(texts), 384]."""
-    return load_encoder().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=progress).astype(np.float32)
+    return (
+        load_encoder()
+        .encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        .astype(np.float32)
+    )
 
 
 def cached_item_embeddings(texts: Sequence[str]) -> np.ndarray:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from neo.eval.baselines.base import Recommender, popularity_counts
 
 
 class Popularity(Recommender):
     name = "popularity"
 
-    def fit_indices(self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None) -> None:
+    def fit_indices(
+        self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None
+    ) -> None:
         self.counts = torch.as_tensor(popularity_counts(histories, self.n_items), dtype=torch.float32)
 
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:

@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-from tqdm.auto import tqdm
-
 from neo.eval.baselines.base import Recommender
 from neo.eval.metrics import rank_metrics
+from torch import nn
+from tqdm.auto import tqdm
 
 PAD = 0  # item index i is token i + 1
 
@@ -60,16 +59,18 @@ class _Block(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.out = nn.Linear(hidden, hidden)
         self.ff_norm = nn.LayerNorm(hidden)
-        self.ff = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Dropout(dropout),
-                                nn.Linear(4 * hidden, hidden))
+        self.ff = nn.Sequential(
+            nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * hidden, hidden)
+        )
         self.dropout = nn.Dropout(dropout)
         self.attn_dropout = dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, hidden = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                                  dropout_p=self.attn_dropout if self.training else 0.0)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0
+        )
         x = x + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, length, hidden)))
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
@@ -81,7 +82,9 @@ class SASRecModel(nn.Module):
         self.item_emb = nn.Embedding(n_items + 1, config.hidden, padding_idx=PAD)
         self.pos_emb = nn.Embedding(config.max_len, config.hidden)
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(_Block(config.hidden, config.heads, config.dropout) for _ in range(config.blocks))
+        self.blocks = nn.ModuleList(
+            _Block(config.hidden, config.heads, config.dropout) for _ in range(config.blocks)
+        )
         self.norm = nn.LayerNorm(config.hidden)
         self.apply(self._init)
 
@@ -121,7 +124,9 @@ def _left_pad(sequences: list[np.ndarray], max_len: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def _length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
+def _length_bucketed_batches(
+    lengths: np.ndarray, batch_size: int, generator: torch.Generator
+) -> list[np.ndarray]:
     """Shuffled batches of similar-length sequences.
 
     Most histories are short (mean ~8) but a few fill the window, so random batches would pad almost
@@ -144,7 +149,9 @@ class SASRec(Recommender):
         self.history: list[dict[str, float]] = []
         """One record per epoch: loss, validation NDCG@10/Recall@10, seconds."""
 
-    def fit_indices(self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None) -> None:
+    def fit_indices(
+        self, histories: list[np.ndarray], valid: tuple[list[np.ndarray], np.ndarray] | None
+    ) -> None:
         cfg = self.config
         generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -179,11 +186,17 @@ class SASRec(Recommender):
                 record.update({f"valid_{k}": v for k, v in self.evaluate(*valid).items()})
             record["seconds"] = time.perf_counter() - started
             self.history.append(record)
-            epochs.set_postfix(loss=f"{record['loss']:.3f}", ndcg10=f"{record.get('valid_ndcg@10', math.nan):.4f}")
+            epochs.set_postfix(
+                loss=f"{record['loss']:.3f}", ndcg10=f"{record.get('valid_ndcg@10', math.nan):.4f}"
+            )
             if valid is None:
                 continue
             if record["valid_ndcg@10"] > best_ndcg:
-                best_ndcg, best_state, stale = record["valid_ndcg@10"], copy.deepcopy(self.model.state_dict()), 0
+                best_ndcg, best_state, stale = (
+                    record["valid_ndcg@10"],
+                    copy.deepcopy(self.model.state_dict()),
+                    0,
+                )
             else:
                 stale += 1
                 if stale >= cfg.patience:
@@ -192,7 +205,9 @@ class SASRec(Recommender):
             self.model.load_state_dict(best_state)
         self.model.eval()
 
-    def evaluate(self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+    def evaluate(
+        self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024
+    ) -> dict[str, float]:
         known = targets >= 0
         kept = [h for h, keep in zip(histories, known, strict=True) if keep]
         return rank_metrics(self.rank_indices(kept, targets[known], batch_size), ks=(10,))
@@ -208,6 +223,9 @@ class SASRec(Recommender):
     def summary(self) -> dict:
         """Config, epochs run and the best epoch, for benchmark reports."""
         best = max(self.history, key=lambda r: r.get("valid_ndcg@10", -1.0)) if self.history else {}
-        return {"config": asdict(self.config), "epochs": len(self.history), "best_epoch": best.get("epoch"),
-                "train_seconds": sum(r["seconds"] for r in self.history)}
-
+        return {
+            "config": asdict(self.config),
+            "epochs": len(self.history),
+            "best_epoch": best.get("epoch"),
+            "train_seconds": sum(r["seconds"] for r in self.history),
+        }

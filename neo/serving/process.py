@@ -27,12 +27,14 @@ def free_port() -> int:
 class ServerProcess:
     """One `python -m neo.recipes.serve` child; start several before waiting so they boot in parallel."""
 
-    def __init__(self, checkpoint: str | os.PathLike, overrides: Sequence[str] = (), log_path: Path | None = None):
+    def __init__(self, checkpoint: str | os.PathLike, overrides: Sequence[str] = (), log_path: Path | None = None,
+                 via_cli: bool = False):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        command = [sys.executable, "-m", "neo.recipes.serve", f"checkpoint={checkpoint}", f"port={self.port}",
-                   "host=127.0.0.1", *overrides]
+        entry = ["neo.cli", "serve"] if via_cli else ["neo.recipes.serve"]  # `neo serve` runs the same recipe
+        command = [sys.executable, "-m", *entry, f"checkpoint={checkpoint}", f"port={self.port}", "host=127.0.0.1",
+                   *overrides]
         env = os.environ | {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
         self._log = open(log_path, "w") if log_path else None  # noqa: SIM115 - closed in stop()
         sink = self._log or subprocess.DEVNULL

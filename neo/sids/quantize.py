@@ -180,6 +180,18 @@ def fit_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
     codebook collapse, where a few codes take every item.
     """
     import torch
+
+    threads = torch.get_num_threads()
+    if float(len(x)) * x.shape[1] * cfg.hidden_dim < SMALL_WORK:
+        torch.set_num_threads(1)  # same reason as faiss_threads_for: small batches lose to thread overhead
+    try:
+        return _train_rqvae(x, cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
+    import torch
     from torch import nn
 
     torch.manual_seed(cfg.seed)

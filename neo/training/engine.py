@@ -32,6 +32,7 @@ from neo.model.sid_rows import SplitEmbedding, merge_sid_rows, split_sid_rows
 from neo.training.checkpoint import STATES_DIR, latest_state, prune_states, state_dir
 
 IGNORE_INDEX = -100
+SHM_COMM_OP = "deepspeed_shm_comm"
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -120,6 +121,10 @@ def init_distributed() -> None:
     """Join (or, for a plain `python` run, create) the process group: nccl on GPU, gloo on CPU."""
     if dist.is_initialized():
         return
+    if not torch.cuda.is_available():
+        # DeepSpeed's CPU backend would JIT-compile a shared-memory all-reduce (a C++ toolchain and a minute
+        # on first start); gloo's own all-reduce is all a CPU run needs.
+        deepspeed.ops.__compatible_ops__[SHM_COMM_OP] = False
     if "RANK" not in os.environ:  # launched without torchrun: a world of one
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from neo.eval.baselines.cooccurrence import Cooccurrence
 from neo.eval.baselines.popularity import Popularity
 from neo.eval.baselines.sasrec import SASRec, SASRecConfig, _length_bucketed_batches
@@ -68,8 +67,9 @@ def test_sasrec_learns_a_sequential_pattern_that_popularity_cannot() -> None:
     train = [s[:-2] for s in sequences]
     valid = (train, [s[-2] for s in sequences])
     test_histories, test_targets = [s[:-1] for s in sequences], [s[-1] for s in sequences]
-    config = SASRecConfig(hidden=32, blocks=1, heads=1, max_len=8, dropout=0.1, lr=1e-2, batch_size=32,
-                          max_epochs=8, patience=2)
+    config = SASRecConfig(
+        hidden=32, blocks=1, heads=1, max_len=8, dropout=0.1, lr=1e-2, batch_size=32, max_epochs=8, patience=2
+    )
     sasrec = SASRec(items, config, progress=False).fit(train, valid)
     popularity = Popularity(items).fit(train)
     learned = rank_metrics(sasrec.rank(test_histories, test_targets), ks=(1,))
@@ -83,7 +83,9 @@ def test_sasrec_keeps_the_best_validation_epoch() -> None:
     items = [f"i{i}" for i in range(10)]
     sequences = _cyclic_histories(10, 40, 6, seed=1)
     train = [s[:-2] for s in sequences]
-    sasrec = SASRec(items, SASRecConfig(hidden=16, blocks=1, heads=1, max_epochs=3, patience=1), progress=False)
+    sasrec = SASRec(
+        items, SASRecConfig(hidden=16, blocks=1, heads=1, max_epochs=3, patience=1), progress=False
+    )
     sasrec.fit(train, (train, [s[-2] for s in sequences]))
     best = max(r["valid_ndcg@10"] for r in sasrec.history)
     again = sasrec.evaluate(sasrec.items.encode_all(train), sasrec.items.encode([s[-2] for s in sequences]))

@@ -9,7 +9,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from neo.eval.metrics import (
     catalog_validity,
     latency_summary,
@@ -21,6 +20,7 @@ from neo.eval.metrics import (
     steerability,
     term_overlap,
 )
+
 from neo.sids.table import SIDTable
 from neo.vocab import SIDVocab
 
@@ -78,8 +78,10 @@ def test_set_metrics_perfect_ranking_scores_one() -> None:
 @pytest.fixture
 def vocab_and_tables() -> tuple[SIDVocab, dict[str, SIDTable]]:
     vocab = SIDVocab(100, {"product": [4, 4], "brand": [3]})
-    tables = {"product": SIDTable("product", ["p0", "p1"], np.array([[0, 1], [2, 3]]), [4, 4]),
-              "brand": SIDTable("brand", ["b0"], np.array([[2]]), [3])}
+    tables = {
+        "product": SIDTable("product", ["p0", "p1"], np.array([[0, 1], [2, 3]]), [4, 4]),
+        "brand": SIDTable("brand", ["b0"], np.array([[2]]), [3]),
+    }
     return vocab, tables
 
 
@@ -88,19 +90,41 @@ def test_catalog_validity_counts_each_failure(vocab_and_tables) -> None:
     valid = vocab.span_ids("product", [0, 1])
     unknown = vocab.span_ids("product", [1, 1])
     brand_valid = vocab.span_ids("brand", [2])
-    wrong_level = [vocab.open_id("product"), vocab.code_id("product", 1, 0), vocab.code_id("product", 0, 0),
-                   vocab.close_id("product")]
-    mixed_type = [vocab.open_id("product"), vocab.code_id("brand", 0, 0), vocab.code_id("product", 1, 0),
-                  vocab.close_id("product")]
+    wrong_level = [
+        vocab.open_id("product"),
+        vocab.code_id("product", 1, 0),
+        vocab.code_id("product", 0, 0),
+        vocab.close_id("product"),
+    ]
+    mixed_type = [
+        vocab.open_id("product"),
+        vocab.code_id("brand", 0, 0),
+        vocab.code_id("product", 1, 0),
+        vocab.close_id("product"),
+    ]
     too_short = [vocab.open_id("product"), vocab.code_id("product", 0, 2), vocab.close_id("product")]
     text_inside = [vocab.open_id("brand"), 5, vocab.close_id("brand")]
     unclosed = [vocab.open_id("brand"), vocab.code_id("brand", 0, 2)]
     stray = [7, vocab.code_id("product", 0, 1), 8, vocab.close_id("brand")]
-    outputs = [[1, 2, *valid, 3, *brand_valid], unknown, wrong_level, mixed_type, too_short, text_inside,
-               unclosed, stray]
+    outputs = [
+        [1, 2, *valid, 3, *brand_valid],
+        unknown,
+        wrong_level,
+        mixed_type,
+        too_short,
+        text_inside,
+        unclosed,
+        stray,
+    ]
     report = catalog_validity(outputs, vocab, tables)
-    assert report.as_dict() == {"spans": 8, "valid_items": 2, "unknown_items": 1, "malformed_spans": 5,
-                                "stray_sid_tokens": 2, "invalid_rate": 0.75}
+    assert report.as_dict() == {
+        "spans": 8,
+        "valid_items": 2,
+        "unknown_items": 1,
+        "malformed_spans": 5,
+        "stray_sid_tokens": 2,
+        "invalid_rate": 0.75,
+    }
 
 
 def test_catalog_validity_of_clean_output_is_zero(vocab_and_tables) -> None:
@@ -110,9 +134,12 @@ def test_catalog_validity_of_clean_output_is_zero(vocab_and_tables) -> None:
 
 
 def test_steerability_hand_computed() -> None:
-    got = steerability(["show", "show", "artist", "artist"],
-                       [["show", "show"], ["show", "episode"], [], ["artist"]],
-                       requested_counts=[2, 2, 1, 1], format_ok=[True, False, True, True])
+    got = steerability(
+        ["show", "show", "artist", "artist"],
+        [["show", "show"], ["show", "episode"], [], ["artist"]],
+        requested_counts=[2, 2, 1, 1],
+        format_ok=[True, False, True, True],
+    )
     assert got == {"type_accuracy": 0.5, "count_accuracy": 0.75, "format_accuracy": 0.75}
 
 

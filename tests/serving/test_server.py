@@ -20,14 +20,16 @@ API_KEY = "test-key-7"
 
 @pytest.fixture(scope="module")
 def servers(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Two servers booted in parallel: `open` (defaults, batching on) and `guarded` (auth on, no batching,
-    a one-slot queue, so overload is easy to provoke)."""
+    """Two servers booted in parallel: `open` (no auth, batching on, small generation limits so fuzzing
+    stays cheap) and `guarded` (started through `neo serve`; auth on, no batching, a one-slot queue, so
+    overload is easy to provoke)."""
     logs = tmp_path_factory.mktemp("servers")
     processes = {
-        "open": ServerProcess(tiny_checkpoint, ["beam_width=10", "max_batch=16", "max_wait_ms=20"],
-                              logs / "open.log"),
+        "open": ServerProcess(tiny_checkpoint, ["beam_width=10", "max_batch=16", "max_wait_ms=20",
+                                                "limits.max_new_tokens=16", "limits.max_k=20"], logs / "open.log"),
         "guarded": ServerProcess(tiny_checkpoint, [f"api_key={API_KEY}", "max_batch=1", "queue_size=1",
-                                                   "retry_after_s=3", "beam_width=10"], logs / "guarded.log"),
+                                                   "retry_after_s=3", "beam_width=10"], logs / "guarded.log",
+                                 via_cli=True),
     }
     try:
         yield {name: process.wait_ready() for name, process in processes.items()}
@@ -81,8 +83,8 @@ def test_every_endpoint(server: str, tables: dict, tiny_checkpoint: Path) -> Non
         found = client.post("/v1/search", json={"query": "stories about space", "target_type": "audiobook", "k": 3})
         assert [i["entity_type"] for i in found.json()["items"]] == ["audiobook"] * 3
 
-        for path, body in (("/v1/describe_user", {"history": history(tables, 3), "max_new_tokens": 24}),
-                           ("/v1/generate", {"prompt": "Suggest an artist.", "max_new_tokens": 24})):
+        for path, body in (("/v1/describe_user", {"history": history(tables, 3), "max_new_tokens": 16}),
+                           ("/v1/generate", {"prompt": "Suggest an artist.", "max_new_tokens": 16})):
             answer = client.post(path, json=body)
             assert answer.status_code == 200, answer.text
             result = answer.json()
@@ -106,6 +108,7 @@ def test_every_endpoint(server: str, tables: dict, tiny_checkpoint: Path) -> Non
     ("/v1/search", {"query": "x", "target_type": "podcast"}, ["body", "target_type"]),
     ("/v1/search", {"query": "", "target_type": "show"}, ["body", "query"]),
     ("/v1/generate", {"prompt": "x" * 9000}, ["body", "prompt"]),
+    ("/v1/generate", {"prompt": "hi", "max_new_tokens": 17}, ["body", "max_new_tokens"]),
     ("/v1/generate", {"prompt": "hi", "allowed_types": ["song"]}, ["body", "allowed_types", 0]),
     ("/v1/describe_user", {"history": ["a"], "extra": 1}, ["body", "extra"]),
 ])
@@ -131,7 +134,7 @@ def test_malformed_json_is_a_client_error(server: str) -> None:
 def test_concurrent_clients_each_get_the_answer_to_their_own_request(server: str, tables: dict) -> None:
     types = ["show", "episode", "audiobook", "artist"]
     bodies = [{"history": history(tables, 2 + i % 5, offset=i), "target_type": types[i % 4], "k": 1 + i % 6}
-              for i in range(24)]
+              for i in range(16)]
     with httpx.Client(base_url=server, timeout=120) as client:
         alone = [client.post("/v1/recommend", json=b).json()["items"] for b in bodies]
 
@@ -139,7 +142,7 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_request(server: str
             with httpx.Client(base_url=server, timeout=120) as own:
                 return own.post("/v1/recommend", json=body).json()["items"]
 
-        with ThreadPoolExecutor(max_workers=24) as pool:
+        with ThreadPoolExecutor(max_workers=16) as pool:
             together = list(pool.map(ask, bodies))
         batch_sizes = client.get("/metrics").text
     for body, solo, concurrent in zip(bodies, alone, together, strict=True):
@@ -147,7 +150,7 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_request(server: str
         assert {i["entity_type"] for i in concurrent} == {body["target_type"]}
         assert [i["item_id"] for i in concurrent] == [i["item_id"] for i in solo]
         assert [i["score"] for i in concurrent] == pytest.approx([i["score"] for i in solo], abs=1e-3)
-    assert len({json.dumps(a) for a in together}) > 12, "different requests must get different answers"
+    assert len({json.dumps(a) for a in together}) > 8, "different requests must get different answers"
     count = float(next(line.split()[-1] for line in batch_sizes.splitlines() if line.startswith("neo_batch_size_count")))
     assert count < 2 * len(bodies), "concurrent requests should have shared model batches"
 
@@ -181,7 +184,8 @@ def test_full_queue_answers_503_with_retry_after(guarded_server: str, tables: di
     assert "busy" in refused.json()["detail"]
 
 
-def test_openapi_fuzzing_finds_no_server_errors(server: str) -> None:
+@pytest.mark.parametrize("examples", [4, pytest.param(40, marks=pytest.mark.slow)])
+def test_openapi_fuzzing_finds_no_server_errors(server: str, examples: int) -> None:
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
@@ -191,7 +195,7 @@ def test_openapi_fuzzing_finds_no_server_errors(server: str) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, derandomize=True,
+        @settings(max_examples=examples, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def no_server_error(case: schemathesis.Case) -> None:
             response = case.call(base_url=server, timeout=60)

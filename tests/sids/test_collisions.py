@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neo.sids.build import model_ranker
 from neo.sids.collisions import collision_rate, disambiguate, resolve_by_popularity
 from neo.sids.quantize import ResidualQuantizer
-from neo.sids.build import model_ranker
 
 
 def test_disambiguate_numbers_groups_most_popular_first() -> None:

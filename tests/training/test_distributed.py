@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 WORKER = textwrap.dedent('''
     import hashlib, json, sys
     import datasets, numpy as np, torch, torch.distributed as dist
@@ -52,12 +54,13 @@ def run_two_ranks(mini_world, out: Path, trainable: str) -> list[dict]:
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "0", str(script), str(catalog_dir), str(sids_dir),
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(catalog_dir), str(sids_dir),
          str(out), trainable, json.dumps(TINY)], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
+@pytest.mark.slow
 def test_two_process_zero2_ends_with_identical_weights(mini_world, tmp_path):
     first, second = run_two_ranks(mini_world, tmp_path / "full", "full")
     assert first["batches"] != second["batches"]  # each rank saw its own rows

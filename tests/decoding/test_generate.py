@@ -1,0 +1,123 @@
+"""Mixed generation and the HF logits processor: every guarantee, on random models and random logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import LogitsProcessorList
+
+from neo.decoding.generate import ItemSegment, TextSegment, generate_mixed, parse_segments
+from neo.decoding.processor import SIDConstraintLogitsProcessor
+from neo.decoding.synthetic import tiny_llama
+from neo.vocab import SIDVocab
+
+
+def assert_well_formed(vocab: SIDVocab, tables: dict, token_ids: list[int], allowed: set[str]) -> list[str]:
+    """No SID token outside a span, every span a catalog item of an allowed type; returns the items."""
+    items, position = [], 0
+    while position < len(token_ids):
+        kind = vocab.describe(token_ids[position])
+        assert kind[0] in ("text", "open"), f"{kind} outside a span at {position}: {token_ids}"
+        if kind[0] == "open":
+            entity_type = kind[1]
+            assert entity_type in allowed
+            levels = vocab.block(entity_type).levels
+            span = token_ids[position: position + levels + 2]
+            if len(span) < levels + 2:  # the budget ran out mid-span
+                break
+            codes = []
+            for level, token in enumerate(span[1:-1]):
+                described = vocab.describe(token)
+                assert described[:3] == ("code", entity_type, level)
+                codes.append(described[3])
+            assert span[-1] == vocab.close_id(entity_type)
+            item = tables[entity_type].item_of(codes)
+            assert item is not None, f"codes {codes} name no {entity_type!r} item"
+            items.append(item)
+            position += levels + 2
+        else:
+            position += 1
+    return items
+
+
+class RandomLM(torch.nn.Module):
+    """Random logits every call (biased towards open tokens), for property tests of the constraint."""
+
+    def __init__(self, vocab: SIDVocab, seed: int):
+        super().__init__()
+        self.vocab = vocab
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True,
+                logits_to_keep=0):
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        logits = torch.randn(*input_ids.shape, self.vocab.total_size, generator=self.generator) * 3
+        logits[..., self.vocab.span_start: self.vocab.span_start + 4] += 4
+        return CausalLMOutputWithPast(logits=logits, cache=cache)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), types=st.sampled_from([["a"], ["b"], ["a", "b"]]),
+       max_items=st.sampled_from([None, 0, 1, 3]), do_sample=st.booleans())
+def test_mixed_generation_guarantees(vocab, tables, trie, seed, types, max_items, do_sample) -> None:
+    outputs = generate_mixed(RandomLM(vocab, seed), torch.tensor([[1, 2], [3, 4], [5, 6]]), None, trie, types,
+                             max_new_tokens=24, max_items=max_items, do_sample=do_sample,
+                             generator=torch.Generator().manual_seed(seed))
+    for output in outputs:
+        assert len(output.token_ids) == 24
+        items = assert_well_formed(vocab, tables, output.token_ids, set(types))
+        opened = sum(vocab.describe(t)[0] == "open" for t in output.token_ids)
+        assert max_items is None or opened <= max_items
+        assert [s.item_id for s in output.items] == items
+
+
+def test_prompt_ending_inside_a_span_and_eos(vocab, tables, trie) -> None:
+    codes = tables["b"].codes[0].tolist()
+    prompt = torch.tensor([[1, vocab.open_id("b"), vocab.code_id("b", 0, codes[0])]])
+    model = RandomLM(vocab, 0)
+    output = generate_mixed(model, prompt, None, trie, ["a"], max_new_tokens=40, eos_token_id=[3, 4])[0]
+    first = output.segments[0]
+    assert isinstance(first, ItemSegment) and first.entity_type == "b" and first.codes[0] == codes[0]
+    assert output.token_ids[-1] in (3, 4) or len(output.token_ids) == 40
+    assert 3 not in output.token_ids[:-1] and 4 not in output.token_ids[:-1]
+
+
+def test_parse_segments(vocab, tables, trie) -> None:
+    item = tables["a"].item_ids[0]
+    span = vocab.span_ids("a", tables["a"].code_of(item))
+    segments = parse_segments(trie, [1, 2, *span, 3, *span[:2]])
+    assert segments == [TextSegment([1, 2]), ItemSegment(item, "a", tables["a"].code_of(item)), TextSegment([3])]
+    used = {tuple(c) for c in tables["a"].codes.tolist()}
+    unused = next((x, y) for x in range(6) for y in range(5) if (x, y) not in used)  # 17 of 30 codes used
+    with pytest.raises(ValueError, match="names no catalog item"):
+        parse_segments(trie, vocab.span_ids("a", unused))
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample", "beam"])
+def test_hf_generate_with_processor(vocab, tables, trie, mode: str) -> None:
+    model = tiny_llama(vocab.total_size, seed=1)
+    with torch.no_grad():
+        model.lm_head.weight[vocab.base_size:] *= 20  # make the random model eager to open spans
+    prompts = torch.tensor([[0, 5, 6], [7, 8, 9]])
+    processor = SIDConstraintLogitsProcessor(trie, ["a", "b"], max_items=2, prompt_length=3)
+    generated = model.generate(
+        input_ids=prompts, attention_mask=torch.tensor([[0, 1, 1], [1, 1, 1]]), max_new_tokens=16,
+        do_sample=mode == "sample", num_beams=3 if mode == "beam" else 1, pad_token_id=0, eos_token_id=2,
+        logits_processor=LogitsProcessorList([processor]),
+    )
+    opened_any = False
+    for row in generated[:, 3:].tolist():
+        items = assert_well_formed(vocab, tables, row, {"a", "b"})
+        assert sum(vocab.describe(t)[0] == "open" for t in row) <= 2
+        opened_any |= bool(items)
+    assert opened_any
+
+
+def test_processor_validates_arguments(trie) -> None:
+    with pytest.raises(ValueError, match="prompt_length"):
+        SIDConstraintLogitsProcessor(trie, ["a"], max_items=2)
+    with pytest.raises(KeyError, match="unknown entity type"):
+        SIDConstraintLogitsProcessor(trie, ["nope"])

@@ -1,0 +1,85 @@
+"""Embedders: cached, row-aligned with the ids asked for, and meaningful on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from neo.data import Catalog
+from neo.sids.config import EmbedderConfig
+from neo.sids.embed import embed_items, encode_texts, minilm_path, tfidf_embed
+
+
+def cache_files() -> set[Path]:
+    return set((Path(os.environ["NEO_CACHE_DIR"]) / "embeddings").glob("*.npy"))
+
+
+def test_tfidf_separates_topics_and_is_cached(tiny_catalog_dir: Path) -> None:
+    catalog = Catalog.load(tiny_catalog_dir)
+    ids = catalog.item_ids("product")
+    cfg = EmbedderConfig(name="tfidf", dim=8, seed=3)
+    before = cache_files()
+    first, key = embed_items(catalog, ids, cfg)
+    assert first.shape == (48, 8) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    written = cache_files() - before
+    assert len(written) == 1 and key in next(iter(written)).name
+    again, key_again = embed_items(catalog, ids, cfg)
+    assert key_again == key and np.array_equal(first, again) and cache_files() - before == written
+    same_topic = float(first[0] @ first[1])  # p0_0 and p0_1: astronomy
+    other_topic = float(first[0] @ first[12])  # p1_0: chemistry
+    assert same_topic > other_topic
+    _, other_key = embed_items(catalog, ids[:10], cfg)
+    assert other_key != key
+
+
+def test_tfidf_handles_fewer_texts_than_dimensions() -> None:
+    vectors = tfidf_embed(["red apple", "green apple", "blue sky"], dim=16)
+    assert vectors.shape[0] == 3 and vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_collaborative_vectors_follow_co_interaction_and_links(tiny_catalog_dir: Path) -> None:
+    catalog = Catalog.load(tiny_catalog_dir)
+    products, key = embed_items(catalog, catalog.item_ids("product"), EmbedderConfig(name="collaborative", dim=8))
+    assert products.shape == (48, 8)
+    brands, _ = embed_items(catalog, catalog.item_ids("brand"), EmbedderConfig(name="collaborative", dim=8))
+    assert np.allclose(np.linalg.norm(brands, axis=1), 1.0, atol=1e-5)  # brands inherit their products' vectors
+    topic = np.repeat(np.arange(4), 12)
+    sims = products @ products.T
+    same = sims[topic[:, None] == topic[None, :]].mean()
+    assert same > sims[topic[:, None] != topic[None, :]].mean()
+
+
+def test_file_embedder_reads_npy_with_ids_and_parquet(tiny_catalog_dir: Path, tmp_path: Path) -> None:
+    catalog = Catalog.load(tiny_catalog_dir)
+    ids = catalog.item_ids("brand")
+    matrix = np.arange(len(ids) * 3, dtype=np.float32).reshape(-1, 3)
+    np.save(tmp_path / "brand.npy", matrix[::-1])
+    (tmp_path / "brand.json").write_text(json.dumps(ids[::-1]))
+    cfg = EmbedderConfig(name="file", path=str(tmp_path / "{type}.npy"), ids=str(tmp_path / "{type}.json"))
+    got, _ = embed_items(catalog, ids, cfg, entity_type="brand")
+    assert np.array_equal(got, matrix)
+    pq.write_table(pa.table({"id": ids, "embedding": matrix.tolist()}), tmp_path / "brand.parquet")
+    got, _ = embed_items(catalog, ids, EmbedderConfig(name="file", path=str(tmp_path / "brand.parquet")), "brand")
+    assert np.array_equal(got, matrix)
+    pq.write_table(pa.table({"id": ids[:2], "embedding": matrix[:2].tolist()}), tmp_path / "part.parquet")
+    with pytest.raises(ValueError, match=r"part.parquet: no embedding for 2 item\(s\)"):
+        embed_items(catalog, ids, EmbedderConfig(name="file", path=str(tmp_path / "part.parquet")), "brand")
+
+
+def test_unknown_embedder_is_rejected() -> None:
+    with pytest.raises(ValueError, match="embedder.name must be one of"):
+        EmbedderConfig(name="word2vec")
+
+
+def test_minilm_loads_offline_and_ranks_paraphrases_close() -> None:
+    vectors = encode_texts(["a cordless power drill", "an electric drill for screws", "organic green tea"],
+                           minilm_path())
+    assert vectors.shape == (3, 384)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
