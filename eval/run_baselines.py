@@ -121,14 +121,7 @@ def run_rec_baselines(
                 data.train, data.valid
             )
             fit_seconds = time.perf_counter() - started
-            if exclude_history:
-                top = model.recommend(histories, max(ks), exclude=histories)
-                ranks = [
-                    row.index(t) if t in row else len(data.item_ids)
-                    for row, t in zip(top, wanted, strict=True)
-                ]
-            else:
-                ranks = model.rank(histories, wanted)
+            ranks = model.rank(histories, wanted, exclude=histories if exclude_history else None)
             prefix = f"baseline/{name}/rec/{entity_type}"
             out.update(flat_keys(prefix, rank_metrics(ranks, ks)))
             out[f"{prefix}/n"] = len(wanted)

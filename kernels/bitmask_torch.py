@@ -8,8 +8,9 @@ import torch
 from .modes import DONE, FREE, SPAN, UNCONSTRAINED
 
 
-def apply_token_bitmask_torch_(logits: torch.Tensor, bitmask: torch.Tensor,
-                               indices: torch.Tensor | None = None) -> torch.Tensor:
+def apply_token_bitmask_torch_(
+    logits: torch.Tensor, bitmask: torch.Tensor, indices: torch.Tensor | None = None
+) -> torch.Tensor:
     """Write `-inf` into `logits` [rows, vocab] wherever the row's bit is 0 (only `indices` rows if given)."""
     vocab = logits.shape[1]
     shifts = torch.arange(32, device=logits.device)
@@ -22,9 +23,17 @@ def apply_token_bitmask_torch_(logits: torch.Tensor, bitmask: torch.Tensor,
     return logits
 
 
-def sid_bitmask_torch(mode: torch.Tensor, window_start: torch.Tensor, bit_row: torch.Tensor,
-                      openable: torch.Tensor, bits: torch.Tensor, base_size: int, span_start: int,
-                      n_types: int, vocab: int) -> torch.Tensor:
+def sid_bitmask_torch(
+    mode: torch.Tensor,
+    window_start: torch.Tensor,
+    bit_row: torch.Tensor,
+    openable: torch.Tensor,
+    bits: torch.Tensor,
+    base_size: int,
+    span_start: int,
+    n_types: int,
+    vocab: int,
+) -> torch.Tensor:
     """The packed allowed-token bitmask [rows, ceil(vocab / 32)] of each row's state.
 
     Inside a span the row's words are a straight copy of its node's child bitmap, because every code
@@ -43,8 +52,7 @@ def sid_bitmask_torch(mode: torch.Tensor, window_start: torch.Tensor, bit_row: t
         may_open = (mode == FREE) & (((openable >> type_index) & 1) == 1)
         packed[:, token // 32] |= may_open.long() << (token % 32)
     close = window_start
-    packed.scatter_add_(1, (close // 32).unsqueeze(1),
-                        ((mode == DONE).long() << (close % 32)).unsqueeze(1))
+    packed.scatter_add_(1, (close // 32).unsqueeze(1), ((mode == DONE).long() << (close % 32)).unsqueeze(1))
     span_words = window_start.div(32, rounding_mode="floor").unsqueeze(1) + torch.arange(words, device=device)
     node_words = bits[bit_row].long() & 0xFFFFFFFF
     packed.scatter_add_(1, span_words, torch.where((mode == SPAN).unsqueeze(1), node_words, 0))

@@ -13,8 +13,17 @@ BLOCK = 1024
 
 
 @triton.jit
-def _apply_bitmask_kernel(logits_ptr, stride_row, stride_col, vocab, bitmask_ptr, bitmask_stride, index_ptr,
-                          HAS_INDEX: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+def _apply_bitmask_kernel(
+    logits_ptr,
+    stride_row,
+    stride_col,
+    vocab,
+    bitmask_ptr,
+    bitmask_stride,
+    index_ptr,
+    HAS_INDEX: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
     program_row = tl.program_id(0)
     row = tl.load(index_ptr + program_row) if HAS_INDEX else program_row
     tokens = tl.program_id(1) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
@@ -25,8 +34,9 @@ def _apply_bitmask_kernel(logits_ptr, stride_row, stride_col, vocab, bitmask_ptr
     tl.store(logits_ptr + row * stride_row + tokens * stride_col, neg, mask=in_vocab & banned)
 
 
-def apply_token_bitmask_triton_(logits: torch.Tensor, bitmask: torch.Tensor,
-                                indices: torch.Tensor | None = None) -> torch.Tensor:
+def apply_token_bitmask_triton_(
+    logits: torch.Tensor, bitmask: torch.Tensor, indices: torch.Tensor | None = None
+) -> torch.Tensor:
     """Write `-inf` into `logits` [rows, vocab] wherever the row's bit is 0 (only `indices` rows if given)."""
     rows, vocab = logits.shape
     launch_rows = rows if indices is None else indices.shape[0]
@@ -35,6 +45,15 @@ def apply_token_bitmask_triton_(logits: torch.Tensor, bitmask: torch.Tensor,
     bitmask = bitmask.to(torch.int32)
     index = indices.to(torch.int64).contiguous() if indices is not None else bitmask  # unused when no index
     grid = (launch_rows, triton.cdiv(vocab, BLOCK))
-    _apply_bitmask_kernel[grid](logits, logits.stride(0), logits.stride(1), vocab, bitmask, bitmask.stride(0),
-                                index, HAS_INDEX=indices is not None, BLOCK_SIZE=BLOCK)
+    _apply_bitmask_kernel[grid](
+        logits,
+        logits.stride(0),
+        logits.stride(1),
+        vocab,
+        bitmask,
+        bitmask.stride(0),
+        index,
+        HAS_INDEX=indices is not None,
+        BLOCK_SIZE=BLOCK,
+    )
     return logits

@@ -20,9 +20,18 @@ def _backend(tensor: torch.Tensor, backend: str | None) -> str:
     return chosen
 
 
-def sid_mask_(logits: torch.Tensor, mode: torch.Tensor, window_start: torch.Tensor, bit_row: torch.Tensor,
-              openable: torch.Tensor, bits: torch.Tensor, base_size: int, span_start: int, n_types: int,
-              backend: str | None = None) -> torch.Tensor:
+def sid_mask_(
+    logits: torch.Tensor,
+    mode: torch.Tensor,
+    window_start: torch.Tensor,
+    bit_row: torch.Tensor,
+    openable: torch.Tensor,
+    bits: torch.Tensor,
+    base_size: int,
+    span_start: int,
+    n_types: int,
+    backend: str | None = None,
+) -> torch.Tensor:
     """Write `-inf` into `logits` [rows, vocab] (any strides) wherever a row's state forbids the token.
 
     Per row: `mode` (see `neo.kernels.modes`), `window_start` (token id of code 0 of the current level
@@ -34,18 +43,27 @@ def sid_mask_(logits: torch.Tensor, mode: torch.Tensor, window_start: torch.Tens
     if logits.dim() != 2:
         raise ValueError(f"logits must be [rows, vocab], got shape {tuple(logits.shape)}")
     if logits.shape[1] < span_start + 2 * n_types:
-        raise ValueError(f"logits have {logits.shape[1]} columns, fewer than the SID vocabulary needs "
-                         f"({span_start + 2 * n_types}+)")
+        raise ValueError(
+            f"logits have {logits.shape[1]} columns, fewer than the SID vocabulary needs "
+            f"({span_start + 2 * n_types}+)"
+        )
     if _backend(logits, backend) == "triton":
         from .sid_mask_triton import sid_mask_triton_
 
-        return sid_mask_triton_(logits, mode, window_start, bit_row, openable, bits, base_size, span_start,
-                                n_types)
-    return sid_mask_torch_(logits, mode, window_start, bit_row, openable, bits, base_size, span_start, n_types)
+        return sid_mask_triton_(
+            logits, mode, window_start, bit_row, openable, bits, base_size, span_start, n_types
+        )
+    return sid_mask_torch_(
+        logits, mode, window_start, bit_row, openable, bits, base_size, span_start, n_types
+    )
 
 
-def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: torch.Tensor | None = None,
-                         backend: str | None = None) -> torch.Tensor:
+def apply_token_bitmask_(
+    logits: torch.Tensor,
+    bitmask: torch.Tensor,
+    indices: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
     """Write `-inf` where a packed bitmask [rows, ceil(vocab/32)] int32 has a 0 bit (xgrammar/vLLM layout)."""
     if bitmask.shape[-1] * 32 < logits.shape[-1]:
         raise ValueError(f"bitmask has {bitmask.shape[-1]} words, too few for {logits.shape[-1]} tokens")

@@ -11,9 +11,17 @@ import torch
 from .modes import DONE, FREE, SPAN
 
 
-def sid_mask_torch_(logits: torch.Tensor, mode: torch.Tensor, window_start: torch.Tensor, bit_row: torch.Tensor,
-                    openable: torch.Tensor, bits: torch.Tensor, base_size: int, span_start: int,
-                    n_types: int) -> torch.Tensor:
+def sid_mask_torch_(
+    logits: torch.Tensor,
+    mode: torch.Tensor,
+    window_start: torch.Tensor,
+    bit_row: torch.Tensor,
+    openable: torch.Tensor,
+    bits: torch.Tensor,
+    base_size: int,
+    span_start: int,
+    n_types: int,
+) -> torch.Tensor:
     """Mask `logits` [rows, vocab] in place from each row's state (see `neo.kernels.sid_mask_`)."""
     vocab = logits.shape[1]
     device = logits.device

@@ -18,10 +18,26 @@ BLOCK = 1024
 
 
 @triton.jit
-def _sid_mask_kernel(logits_ptr, stride_row, stride_col, vocab, mode_ptr, start_ptr, bit_row_ptr, openable_ptr,
-                     bits_ptr, words, base_size, span_start, n_types,
-                     FREE_MODE: tl.constexpr, SPAN_MODE: tl.constexpr, DONE_MODE: tl.constexpr,
-                     UNCONSTRAINED_MODE: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+def _sid_mask_kernel(
+    logits_ptr,
+    stride_row,
+    stride_col,
+    vocab,
+    mode_ptr,
+    start_ptr,
+    bit_row_ptr,
+    openable_ptr,
+    bits_ptr,
+    words,
+    base_size,
+    span_start,
+    n_types,
+    FREE_MODE: tl.constexpr,
+    SPAN_MODE: tl.constexpr,
+    DONE_MODE: tl.constexpr,
+    UNCONSTRAINED_MODE: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
     row = tl.program_id(0)
     tokens = tl.program_id(1) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     in_vocab = tokens < vocab
@@ -50,18 +66,40 @@ def _sid_mask_kernel(logits_ptr, stride_row, stride_col, vocab, mode_ptr, start_
     tl.store(logits_ptr + row * stride_row + tokens * stride_col, neg, mask=in_vocab & (allowed == 0))
 
 
-def sid_mask_triton_(logits: torch.Tensor, mode: torch.Tensor, window_start: torch.Tensor, bit_row: torch.Tensor,
-                     openable: torch.Tensor, bits: torch.Tensor, base_size: int, span_start: int,
-                     n_types: int) -> torch.Tensor:
+def sid_mask_triton_(
+    logits: torch.Tensor,
+    mode: torch.Tensor,
+    window_start: torch.Tensor,
+    bit_row: torch.Tensor,
+    openable: torch.Tensor,
+    bits: torch.Tensor,
+    base_size: int,
+    span_start: int,
+    n_types: int,
+) -> torch.Tensor:
     """Mask `logits` [rows, vocab] in place from each row's state (see `neo.kernels.sid_mask_`)."""
     rows, vocab = logits.shape
     if rows == 0:
         return logits
     grid = (rows, triton.cdiv(vocab, BLOCK))
     _sid_mask_kernel[grid](
-        logits, logits.stride(0), logits.stride(1), vocab, mode.to(torch.int32).contiguous(),
-        window_start.to(torch.int64).contiguous(), bit_row.to(torch.int64).contiguous(),
-        openable.to(torch.int32).contiguous(), bits.contiguous(), bits.shape[1], base_size, span_start, n_types,
-        FREE_MODE=FREE, SPAN_MODE=SPAN, DONE_MODE=DONE, UNCONSTRAINED_MODE=UNCONSTRAINED, BLOCK_SIZE=BLOCK,
+        logits,
+        logits.stride(0),
+        logits.stride(1),
+        vocab,
+        mode.to(torch.int32).contiguous(),
+        window_start.to(torch.int64).contiguous(),
+        bit_row.to(torch.int64).contiguous(),
+        openable.to(torch.int32).contiguous(),
+        bits.contiguous(),
+        bits.shape[1],
+        base_size,
+        span_start,
+        n_types,
+        FREE_MODE=FREE,
+        SPAN_MODE=SPAN,
+        DONE_MODE=DONE,
+        UNCONSTRAINED_MODE=UNCONSTRAINED,
+        BLOCK_SIZE=BLOCK,
     )
     return logits

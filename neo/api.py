@@ -29,6 +29,7 @@ from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
 from neo.decoding.trie import ItemTrie
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
+from neo.tasks.pipeline import history_style
 from neo.tasks.prompts import (
     DEFAULT_STYLE,
     FAMILIARITY,
@@ -179,22 +180,30 @@ def read_checkpoint_meta(directory: Path) -> dict[str, Any]:
 
 
 def find_catalog(directory: Path, meta: Mapping[str, Any]) -> Path:
-    """The dataset a checkpoint answers about: its own `catalog/` copy, else the path in neo.json.
+    """The dataset a checkpoint answers about: its own `catalog/` copy, else the training config's data path.
 
     A self-contained checkpoint (one that carries `catalog/`) keeps working when moved to another
-    machine; the neo.json path is the convenient default for checkpoints used where they were trained.
+    machine; `neo.json`'s `config.data.path` (written by `neo run train`) is the convenient default
+    for checkpoints used where they were trained.
     """
     embedded = directory / CHECKPOINT_CATALOG_DIR
     if (embedded / "dataset.yaml").exists():
         return embedded
-    dataset = meta.get("dataset")
-    recorded = dataset.get("path") if isinstance(dataset, Mapping) else meta.get("dataset_path")
+    recorded = _nested(meta, "config", "data", "path")
     if recorded and (Path(recorded) / "dataset.yaml").exists():
         return Path(recorded)
     raise FileNotFoundError(
         f"{directory}: no catalog found: expected {embedded}/dataset.yaml or a dataset directory at "
-        f"neo.json's dataset.path (got {recorded!r}); pass catalog=<dataset dir> to Neo.from_pretrained"
+        f"neo.json's config.data.path (got {recorded!r}); pass catalog=<dataset dir> to Neo.from_pretrained"
     )
+
+
+def _nested(raw: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(raw, Mapping):
+            return None
+        raw = raw.get(key)
+    return raw
 
 
 def item_records(catalog: Catalog, tables: Mapping[str, SIDTable]) -> dict[str, tuple[str, str]]:
@@ -248,8 +257,8 @@ class Neo:
     def __init__(self, model: torch.nn.Module, tokenizer: Any, vocab: SIDVocab, tables: Mapping[str, SIDTable],
                  records: Mapping[str, tuple[str, str]], *, device: str | torch.device = "cpu",
                  chat: ChatFormat | None = None, style: HistoryStyle = DEFAULT_STYLE,
-                 limits: Limits | None = None, beam_width: int = 30, max_new_tokens: int = 128):
-
+                 prompt_history: Mapping[str, int] | None = None, limits: Limits | None = None,
+                 beam_width: int = 30, max_new_tokens: int = 128):
         if len(tokenizer) != vocab.total_size:
             raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
                              f"{vocab.total_size}; the checkpoint's tokenizer and neo_vocab.json disagree")
@@ -258,8 +267,21 @@ class Neo:
         self.tokenizer.padding_side = "left"  # decoder-only batches: every row's last token is real
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Prompts are rendered and tokenised exactly as neo.tasks.pipeline did for training (and as
+        # neo.eval does): the tokenizer's chat format, the training history style and length, a leading
+        # BOS only for tokenizers whose own encoding starts with one, and the chat end-of-turn as a stop.
         self.chat = chat or ChatFormat.from_tokenizer(tokenizer)
         self.style = style
+        self.prompt_history = dict(prompt_history or {})
+        probe = tokenizer("a")["input_ids"]
+        bos = tokenizer.bos_token_id
+        self.bos_id = bos if bos is not None and probe and probe[0] == bos else None
+        stops = {tokenizer.eos_token_id}
+        if self.chat.end:
+            end_ids = tokenizer(self.chat.end, add_special_tokens=False)["input_ids"]
+            if len(end_ids) == 1:
+                stops.add(end_ids[0])
+        self.stop_ids = sorted(i for i in stops if i is not None)
         self.vocab = vocab
         self.tables = dict(tables)
         self.records = dict(records)
@@ -287,14 +309,16 @@ class Neo:
         if unknown:
             raise ValueError(f"{directory / SIDS_DIR}: tables for types {unknown} not in neo_vocab.json "
                              f"(types {vocab.type_names})")
-        records = item_records(Catalog.load(Path(catalog) if catalog else find_catalog(directory, meta)), tables)
+        catalog_root = Path(catalog) if catalog else find_catalog(directory, meta)
+        catalog_data = Catalog.load(catalog_root)
+        records = item_records(catalog_data, tables)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=resolve_dtype(dtype)).to(device)
-        chat = ChatFormat(**meta["chat"]) if isinstance(meta.get("chat"), Mapping) else None
-        raw_style = meta.get("history_style")
-        style = (HistoryStyle(bool(raw_style.get("show_gaps", True)), tuple(raw_style.get("context_keys", ())))
-                 if isinstance(raw_style, Mapping) else DEFAULT_STYLE)
-        return cls(model, tokenizer, vocab, tables, records, device=device, chat=chat, style=style,
+        tasks_cfg = _nested(meta, "config", "tasks") or {}
+        prompt_history = {task: int(n) for task in ("recommend", "profile")
+                          if (n := _nested(tasks_cfg, "tasks", task, "max_history"))}
+        return cls(model, tokenizer, vocab, tables, records, device=device,
+                   style=history_style(catalog_data, tasks_cfg.get("history") or {}), prompt_history=prompt_history,
                    limits=limits, beam_width=beam_width, max_new_tokens=max_new_tokens)
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -363,8 +387,11 @@ class Neo:
             raise TypeError(f"not a neo request: {type(request).__name__}")
 
     # ----- prompts ---------------------------------------------------------------------------------
-    def _history(self, history: Sequence[str | HistoryEntry]) -> list[HistoryLine]:
-        """History lines as training rendered them: the SID span, and the day gap and context when given."""
+    def _history(self, history: Sequence[str | HistoryEntry], task: str) -> list[HistoryLine]:
+        """History lines as training rendered them: the most recent `max_history` items of the task's
+        training config, each its SID span plus the day gap and context when given."""
+        if task in self.prompt_history:
+            history = history[-self.prompt_history[task]:]
         lines = []
         for entry in history:
             if isinstance(entry, HistoryEntry):
@@ -376,19 +403,21 @@ class Neo:
     def _prompt(self, request: Request) -> str:
         """The exact training-time prompt for a request (neo.tasks.prompts builders, checkpoint's chat format)."""
         if isinstance(request, RecommendRequest):
-            return recommend_prompt(self._history(request.history), request.target_type, k=request.k,
+            return recommend_prompt(self._history(request.history, "recommend"), request.target_type, k=request.k,
                                     output_format="ids", familiarity=request.discovery, chat=self.chat,
                                     style=self.style)
         if isinstance(request, SearchRequest):
             return search_prompt(request.query, request.target_type, k=request.k, output_format="ids",
                                  chat=self.chat)
         if isinstance(request, DescribeUserRequest):
-            return profile_prompt(self._history(request.history), chat=self.chat, style=self.style)
+            return profile_prompt(self._history(request.history, "profile"), chat=self.chat, style=self.style)
         return generic_prompt(request.prompt, chat=self.chat)
 
     def _tokens(self, request: Request, new_tokens: int) -> list[int]:
         """The prompt's token ids; refuses a prompt that leaves no room in the context for the answer."""
         tokens = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
+        if self.bos_id is not None:
+            tokens = [self.bos_id, *tokens]
         if self.context_length and len(tokens) + new_tokens > self.context_length:
             name = {SearchRequest: "query", GenerateRequest: "prompt"}.get(type(request), "history")
             raise NeoInputError(name, f"the prompt is {len(tokens)} tokens and the answer needs up to {new_tokens}, "
@@ -444,7 +473,7 @@ class Neo:
         with torch.inference_mode():
             outputs = generate_mixed(self.model, input_ids, attention_mask, self.trie, allowed,
                                      max_new_tokens=self._answer_budget(requests[0]),
-                                     eos_token_id=self.tokenizer.eos_token_id)
+                                     eos_token_id=self.stop_ids)
         results = []
         for output in outputs:
             segments = []

@@ -23,8 +23,14 @@ from neo.decoding.trie import ItemTrie
 from neo.io import write_json
 from neo.vocab import SIDVocab
 
-QUICK = {"base_vocab": 2000, "codebooks": [16, 16, 8], "batches": [8], "items": [500], "repeats": 3,
-         "beam": {"items": 500, "k": 5, "beam_width": 8, "prompts": 2, "prompt_length": 8}}
+QUICK = {
+    "base_vocab": 2000,
+    "codebooks": [16, 16, 8],
+    "batches": [8],
+    "items": [500],
+    "repeats": 3,
+    "beam": {"items": 500, "k": 5, "beam_width": 8, "prompts": 2, "prompt_length": 8},
+}
 
 
 def median_ms(function: Callable[[], object], repeats: int) -> float:
@@ -56,7 +62,7 @@ def hf_prefix_fn(vocab: SIDVocab, trie: dict[tuple[int, ...], list[int]]) -> Cal
     free_text = [*range(vocab.base_size), open_id]
 
     def allowed(batch_id: int, sentence: torch.Tensor) -> list[int]:
-        tail = sentence[-(levels + 1):].tolist()
+        tail = sentence[-(levels + 1) :].tolist()
         for depth in range(len(tail) - 1, -1, -1):
             if tail[depth] == open_id:
                 return trie.get(tuple(tail[depth:]), free_text)
@@ -65,7 +71,9 @@ def hf_prefix_fn(vocab: SIDVocab, trie: dict[tuple[int, ...], list[int]]) -> Cal
     return allowed
 
 
-def step_rows(vocab: SIDVocab, codes: np.ndarray, batch: int, mode: str, rng: np.random.Generator) -> torch.Tensor:
+def step_rows(
+    vocab: SIDVocab, codes: np.ndarray, batch: int, mode: str, rng: np.random.Generator
+) -> torch.Tensor:
     """Histories of `batch` rows: all inside spans (`span`) or half of them in free text (`mixed`)."""
     levels = vocab.block("item").levels
     rows = []
@@ -94,20 +102,38 @@ def bench_steps(cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Gen
             state = DecodeState.from_suffix(history, trie, row_type_masks(trie, ["item"], batch))
             tokens = pick_tokens(logits, constrain(logits.clone(), state, trie), state, trie)
 
-            def neo_step(state: DecodeState = state, tokens: torch.Tensor = tokens) -> None:
+            def neo_step(
+                state: DecodeState = state, tokens: torch.Tensor = tokens, logits: torch.Tensor = logits
+            ) -> None:
                 constrain(logits, state, trie)  # idempotent on an already constrained buffer
                 state.advance(tokens, trie)
 
             hf = PrefixConstrainedLogitsProcessor(prefix_fn, num_beams=1)
             neo_ms = median_ms(neo_step, cfg.repeats)
-            hf_ms = median_ms(lambda hf=hf, history=history: hf(history, logits), max(3, cfg.repeats // 4))
-            full_mask_ms = median_ms(lambda state=state: state.mask_(logits, trie), cfg.repeats)
-            results.append({"batch": batch, "items": items, "vocab": vocab.total_size, "mode": mode,
-                            "neo_ms": round(neo_ms, 4), "hf_ms": round(hf_ms, 4),
-                            "speedup": round(hf_ms / neo_ms, 1), "neo_full_row_mask_ms": round(full_mask_ms, 4),
-                            "trie_build_s": round(build_s, 3), "trie_mb": round(trie.nbytes() / 2**20, 2)})
-            print(f"batch {batch:4d} items {items:8d} {mode:5s}: neo {neo_ms:8.3f} ms  hf {hf_ms:9.3f} ms  "
-                  f"x{hf_ms / neo_ms:7.1f}  (fused full-row mask {full_mask_ms:.3f} ms, build {build_s:.2f} s)")
+            hf_ms = median_ms(
+                lambda hf=hf, history=history, logits=logits: hf(history, logits), max(3, cfg.repeats // 4)
+            )
+            full_mask_ms = median_ms(
+                lambda state=state, logits=logits: state.mask_(logits, trie), cfg.repeats
+            )
+            results.append(
+                {
+                    "batch": batch,
+                    "items": items,
+                    "vocab": vocab.total_size,
+                    "mode": mode,
+                    "neo_ms": round(neo_ms, 4),
+                    "hf_ms": round(hf_ms, 4),
+                    "speedup": round(hf_ms / neo_ms, 1),
+                    "neo_full_row_mask_ms": round(full_mask_ms, 4),
+                    "trie_build_s": round(build_s, 3),
+                    "trie_mb": round(trie.nbytes() / 2**20, 2),
+                }
+            )
+            print(
+                f"batch {batch:4d} items {items:8d} {mode:5s}: neo {neo_ms:8.3f} ms  hf {hf_ms:9.3f} ms  "
+                f"x{hf_ms / neo_ms:7.1f}  (fused full-row mask {full_mask_ms:.3f} ms, build {build_s:.2f} s)"
+            )
     return results
 
 
@@ -117,34 +143,74 @@ def bench_beam(cfg: DictConfig, vocab: SIDVocab) -> list[dict]:
     tables = random_sid_tables(vocab, {"item": beam["items"]}, seed=cfg.seed)
     trie = ItemTrie.build(vocab, tables)
     model = tiny_llama(vocab.total_size, seed=cfg.seed)
-    prompts = torch.randint(0, vocab.base_size, (beam.prompts, beam.prompt_length),
-                            generator=torch.Generator().manual_seed(cfg.seed))
+    prompts = torch.randint(
+        0,
+        vocab.base_size,
+        (beam.prompts, beam.prompt_length),
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     prompts[:, -1] = vocab.open_id("item")
     levels = vocab.block("item").levels
-    hf_kwargs = {"max_new_tokens": levels, "num_beams": beam.beam_width, "num_return_sequences": beam.k,
-                 "do_sample": False, "pad_token_id": 0, "eos_token_id": None, "early_stopping": False}
+    hf_kwargs = {
+        "max_new_tokens": levels,
+        "num_beams": beam.beam_width,
+        "num_return_sequences": beam.k,
+        "do_sample": False,
+        "pad_token_id": 0,
+        "eos_token_id": None,
+        "early_stopping": False,
+    }
     processor = LogitsProcessorList([SIDConstraintLogitsProcessor(trie, ["item"])])
     repeats = max(3, cfg.repeats // 4)
     with torch.no_grad():
-        constrained = median_ms(lambda: model.generate(prompts, logits_processor=processor, **hf_kwargs), repeats)
+        constrained = median_ms(
+            lambda: model.generate(prompts, logits_processor=processor, **hf_kwargs), repeats
+        )
         unconstrained = median_ms(lambda: model.generate(prompts, **hf_kwargs), repeats)
-        neo_ms = median_ms(lambda: beam_search_items(model, prompts[:, :-1], None, trie, ["item"] * beam.prompts,
-                                                     k=beam.k, beam_width=beam.beam_width), repeats)
-    print(f"beam top-{beam.k} x{beam.prompts} prompts: HF+neo processor {constrained:.1f} ms, HF unconstrained "
-          f"{unconstrained:.1f} ms (x{constrained / unconstrained:.2f}); neo beam_search_items {neo_ms:.1f} ms "
-          f"(x{neo_ms / unconstrained:.2f})")
-    return [{"mode": "beam", "batch": beam.prompts, "items": beam["items"], "vocab": vocab.total_size, "k": beam.k,
-             "beam_width": beam.beam_width, "constrained_ms": round(constrained, 2),
-             "unconstrained_ms": round(unconstrained, 2), "ratio": round(constrained / unconstrained, 3),
-             "neo_beam_ms": round(neo_ms, 2), "neo_ratio": round(neo_ms / unconstrained, 3)}]
+        neo_ms = median_ms(
+            lambda: beam_search_items(
+                model,
+                prompts[:, :-1],
+                None,
+                trie,
+                ["item"] * beam.prompts,
+                k=beam.k,
+                beam_width=beam.beam_width,
+            ),
+            repeats,
+        )
+    print(
+        f"beam top-{beam.k} x{beam.prompts} prompts: HF+neo processor {constrained:.1f} ms, HF unconstrained "
+        f"{unconstrained:.1f} ms (x{constrained / unconstrained:.2f}); neo beam_search_items {neo_ms:.1f} ms "
+        f"(x{neo_ms / unconstrained:.2f})"
+    )
+    return [
+        {
+            "mode": "beam",
+            "batch": beam.prompts,
+            "items": beam["items"],
+            "vocab": vocab.total_size,
+            "k": beam.k,
+            "beam_width": beam.beam_width,
+            "constrained_ms": round(constrained, 2),
+            "unconstrained_ms": round(unconstrained, 2),
+            "ratio": round(constrained / unconstrained, 3),
+            "neo_beam_ms": round(neo_ms, 2),
+            "neo_ratio": round(neo_ms / unconstrained, 3),
+        }
+    ]
 
 
 # An absolute path: run as `neo.recipes.bench_decoding`, Hydra would read "../conf" as the module `neo.conf`.
-@hydra.main(config_path=str(Path(__file__).resolve().parents[1] / "conf"), config_name="bench_decoding",
-            version_base="1.3")
+@hydra.main(
+    config_path="pkg://neo.conf",
+    config_name="bench_decoding",
+    version_base="1.3",
+)
 def main(cfg: DictConfig) -> None:
     if cfg.quick:
         cfg.merge_with(QUICK)
+    torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     vocab = SIDVocab(cfg.base_vocab, {"item": list(cfg.codebooks)})

@@ -89,7 +89,8 @@ class BenchServingRecipe:
 
     def _mode(self, checkpoint: Path, bodies: list[dict[str, Any]], max_batch: int) -> list[dict[str, float]]:
         overrides = [f"max_batch={max_batch}", f"max_wait_ms={self.cfg.max_wait_ms}",
-                     f"beam_width={self.cfg.beam_width}", f"queue_size={self.cfg.queue_size}", "log_level=warning"]
+                     f"beam_width={self.cfg.beam_width}", f"queue_size={self.cfg.queue_size}",
+                     f"torch_threads={self.cfg.torch_threads}", "log_level=warning"]
         rows = []
         with running_server(checkpoint, overrides, log_path=self.workdir / f"server-batch{max_batch}.log") as url:
             self._client(url, bodies[: int(self.bench.warmup_requests)])

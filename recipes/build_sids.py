@@ -17,6 +17,9 @@ from neo.sids.build import build_sid_tables
 from neo.sids.table import SIDTable
 
 log = logging.getLogger(__name__)
+# An absolute path: `neo run` imports this file as `neo.recipes.build_sids`, where "../conf" would mean
+# the (non-existent) package `neo.conf`.
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 class BuildSIDsRecipe:
@@ -50,7 +53,7 @@ class BuildSIDsRecipe:
         return tables, report
 
 
-@hydra.main(config_path="../conf", config_name="build_sids", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="build_sids", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     recipe = BuildSIDsRecipe(cfg)

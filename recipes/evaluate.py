@@ -113,7 +113,7 @@ class EvaluateRecipe:
         return {t: self.evaluator.sample_rows(q, limit) for t, q in by_type.items()}
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@hydra.main(config_path="pkg://neo.conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     recipe = EvaluateRecipe(cfg)
     recipe.setup()

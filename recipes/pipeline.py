@@ -95,7 +95,7 @@ class PipelineRecipe:
         print(f"report: {result['report']}")
 
 
-@hydra.main(config_path="../conf", config_name="pipeline", version_base="1.3")
+@hydra.main(config_path="pkg://neo.conf", config_name="pipeline", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     PipelineRecipe(cfg).run()
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from neo.api import Limits, Neo
@@ -35,6 +36,8 @@ class ServeRecipe:
         self.load_failed = False
 
     def _load_engine(self) -> Neo:
+        if self.cfg.torch_threads:
+            torch.set_num_threads(int(self.cfg.torch_threads))
         return Neo.from_pretrained(self.cfg.checkpoint, device=self.cfg.device, dtype=self.cfg.dtype,
                                    catalog=self.cfg.catalog, limits=self.limits, beam_width=int(self.cfg.beam_width),
                                    max_new_tokens=int(self.cfg.max_new_tokens))

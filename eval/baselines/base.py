@@ -99,36 +99,58 @@ class Recommender(ABC):
         excluded = self.items.encode_all(exclude) if exclude is not None else None
         out: list[list[str]] = [[] for _ in encoded]
         for rows, scores in self._batches(encoded, batch_size):
-            if excluded is not None:
-                scores = scores.clone()
-                for position, row in enumerate(rows):
-                    scores[position, torch.as_tensor(excluded[row])] = -torch.inf
+            scores = _mask_excluded(scores, rows, excluded)
             top = _stable_topk(scores, min(k, self.n_items))
             for position, (row, items) in enumerate(zip(rows, top.tolist(), strict=True)):
                 out[row] = [self.items.ids[i] for i in items if torch.isfinite(scores[position, i])]
         return out
 
     def rank(
-        self, histories: Sequence[History], targets: Sequence[str], batch_size: int = 1024
+        self,
+        histories: Sequence[History],
+        targets: Sequence[str],
+        exclude: Sequence[History] | None = None,
+        batch_size: int = 1024,
     ) -> np.ndarray:
-        """0-based rank of each target in the full ranking for its history (-1 if the target is unknown)."""
+        """0-based rank of each target in the full ranking for its history.
+
+        -1 (a miss at every K) if the target is not an item of this type, or is excluded for its row.
+        """
         if len(histories) != len(targets):
             raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
         return self.rank_indices(
             self.items.encode_all(histories),
             np.array([self.items.index.get(t, -1) for t in targets], dtype=np.int64),
+            self.items.encode_all(exclude) if exclude is not None else None,
             batch_size,
         )
 
     def rank_indices(
-        self, histories: list[np.ndarray], targets: np.ndarray, batch_size: int = 1024
+        self,
+        histories: list[np.ndarray],
+        targets: np.ndarray,
+        excluded: list[np.ndarray] | None = None,
+        batch_size: int = 1024,
     ) -> np.ndarray:
         ranks = np.full(len(histories), -1, dtype=np.int64)
         for rows, scores in self._batches(histories, batch_size):
-            known = targets[rows] >= 0
+            scores = _mask_excluded(scores, rows, excluded)
+            wanted = targets[rows]
+            known = wanted >= 0
+            known[known] = torch.isfinite(scores[np.flatnonzero(known), wanted[known]]).numpy()
             if known.any():
-                ranks[rows[known]] = ranks_from_scores(scores[torch.as_tensor(known)], targets[rows[known]])
+                ranks[rows[known]] = ranks_from_scores(scores[torch.as_tensor(known)], wanted[known])
         return ranks
+
+
+def _mask_excluded(scores: torch.Tensor, rows: np.ndarray, excluded: list[np.ndarray] | None) -> torch.Tensor:
+    """`scores` with each row's excluded items set to -inf (a copy: scores may be a shared view)."""
+    if excluded is None:
+        return scores
+    scores = scores.clone()
+    for position, row in enumerate(rows):
+        scores[position, torch.as_tensor(excluded[row])] = -torch.inf
+    return scores
 
 
 def _stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -210,7 +210,7 @@ class SASRec(Recommender):
     ) -> dict[str, float]:
         known = targets >= 0
         kept = [h for h, keep in zip(histories, known, strict=True) if keep]
-        return rank_metrics(self.rank_indices(kept, targets[known], batch_size), ks=(10,))
+        return rank_metrics(self.rank_indices(kept, targets[known], batch_size=batch_size), ks=(10,))
 
     @torch.no_grad()
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:

@@ -109,24 +109,51 @@ class DatasetSpec:
         if isinstance(split, str):
             split = {"protocol": split}
         if split.get("protocol") not in SPLIT_PROTOCOLS:
-            raise CatalogError(path, f"field 'split.protocol' must be one of {SPLIT_PROTOCOLS}, got {split.get('protocol')!r}")
+            raise CatalogError(
+                path,
+                f"field 'split.protocol' must be one of {SPLIT_PROTOCOLS}, got {split.get('protocol')!r}",
+            )
         return cls(str(raw["name"]), tuple(parsed), dict(split), str(raw.get("description", "")))
 
 
 # Per table: field -> (required, kind). Kinds: str, num, obj (stored as JSON), strlist.
 SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
-    "items": {"id": (True, "str"), "type": (True, "str"), "title": (True, "str"), "text": (False, "str"),
-              "attributes": (False, "obj"), "links": (False, "obj"), "popularity": (False, "num")},
+    "items": {
+        "id": (True, "str"),
+        "type": (True, "str"),
+        "title": (True, "str"),
+        "text": (False, "str"),
+        "attributes": (False, "obj"),
+        "links": (False, "obj"),
+        "popularity": (False, "num"),
+    },
     "users": {"id": (True, "str"), "attributes": (False, "obj")},
-    "interactions": {"user": (True, "str"), "item": (True, "str"), "timestamp": (True, "num"),
-                     "context": (False, "obj")},
-    "queries": {"id": (True, "str"), "text": (True, "str"), "type": (True, "str"), "items": (True, "strlist"),
-                "split": (False, "str")},
-    "profiles": {"user": (True, "str"), "text": (True, "str"), "topics": (False, "strlist"),
-                 "attributes": (False, "obj")},
+    "interactions": {
+        "user": (True, "str"),
+        "item": (True, "str"),
+        "timestamp": (True, "num"),
+        "context": (False, "obj"),
+    },
+    "queries": {
+        "id": (True, "str"),
+        "text": (True, "str"),
+        "type": (True, "str"),
+        "items": (True, "strlist"),
+        "split": (False, "str"),
+    },
+    "profiles": {
+        "user": (True, "str"),
+        "text": (True, "str"),
+        "topics": (False, "strlist"),
+        "attributes": (False, "obj"),
+    },
 }
-_ARROW = {"str": datasets.Value("string"), "num": datasets.Value("float64"), "obj": datasets.Value("string"),
-          "strlist": datasets.Sequence(datasets.Value("string"))}
+_ARROW = {
+    "str": datasets.Value("string"),
+    "num": datasets.Value("float64"),
+    "obj": datasets.Value("string"),
+    "strlist": datasets.Sequence(datasets.Value("string")),
+}
 
 _DEFAULTS: dict[str, Any] = {"str": "", "num": None, "obj": "{}", "strlist": []}
 # Rows per Arrow record batch when converting a table: bounds memory, keeps batches large enough to be fast.
@@ -152,7 +179,11 @@ def normalise_record(table: str, record: Any, path: Path, line: int) -> dict[str
                 out[name] = "test"
             continue
         if kind == "str":
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and name in ("id", "user", "item"):
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and name in ("id", "user", "item")
+            ):
                 value = str(value)
             if not isinstance(value, str):
                 raise CatalogError(path, f"field '{name}' must be a string, got {type(value).__name__}", line)
@@ -165,7 +196,9 @@ def normalise_record(table: str, record: Any, path: Path, line: int) -> dict[str
             out[name] = float(value)
         elif kind == "obj":
             if not isinstance(value, dict):
-                raise CatalogError(path, f"field '{name}' must be an object, got {type(value).__name__}", line)
+                raise CatalogError(
+                    path, f"field '{name}' must be an object, got {type(value).__name__}", line
+                )
             out[name] = json.dumps(value, ensure_ascii=False, sort_keys=True)
         else:
             if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
@@ -184,7 +217,9 @@ def _jsonl_batches(table: str, path: Path, schema: pa.Schema) -> Iterator[pa.Rec
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise CatalogError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", line_no) from None
+                raise CatalogError(
+                    path, f"malformed JSON: {exc.msg} at column {exc.colno}", line_no
+                ) from None
             for name, value in normalise_record(table, record, path, line_no).items():
                 columns[name].append(value)
             if len(columns[schema.names[0]]) == _BATCH_ROWS:
@@ -201,7 +236,9 @@ def _parquet_batches(table: str, path: Path, schema: pa.Schema) -> Iterator[pa.R
     missing = [n for n, (req, _) in SCHEMA[table].items() if req and n not in present]
     if missing:
         raise CatalogError(path, f"missing required column(s) {missing}")
-    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=[n for n in schema.names if n in present]):
+    for batch in parquet.iter_batches(
+        batch_size=_BATCH_ROWS, columns=[n for n in schema.names if n in present]
+    ):
         arrays = []
         for field_ in schema:
             required, kind = SCHEMA[table][field_.name]
@@ -213,8 +250,11 @@ def _parquet_batches(table: str, path: Path, schema: pa.Schema) -> Iterator[pa.R
                 column = batch.column(field_.name).cast(field_.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 expected = "JSON object strings" if kind == "obj" else f"{field_.type}"
-                raise CatalogError(path, f"column '{field_.name}' must hold {expected}, "
-                                         f"got {batch.column(field_.name).type}: {exc}") from None
+                raise CatalogError(
+                    path,
+                    f"column '{field_.name}' must hold {expected}, "
+                    f"got {batch.column(field_.name).type}: {exc}",
+                ) from None
             if not required and kind in ("str", "obj"):
                 column = column.fill_null(default)
             arrays.append(column)
@@ -318,7 +358,9 @@ def load_embeddings(root: str | os.PathLike) -> tuple[list[str], np.ndarray] | N
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise CatalogError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", line_no) from None
+                    raise CatalogError(
+                        path, f"malformed JSON: {exc.msg} at column {exc.colno}", line_no
+                    ) from None
                 if not isinstance(record, dict) or "id" not in record or "vector" not in record:
                     raise CatalogError(path, "expected an object with fields 'id' and 'vector'", line_no)
                 vector = record["vector"]

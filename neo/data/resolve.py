@@ -28,26 +28,35 @@ def resolve_dataset(data_cfg: Mapping[str, Any], progress: bool = True) -> Path:
         return path
     world, conversion = data_cfg.get("world"), data_cfg.get("convert")
     if world is None and conversion is None:
-        raise CatalogError(path, "no dataset.yaml here, and the data config has neither 'world' nor 'convert' "
-                                 "to create one")
+        raise CatalogError(
+            path, "no dataset.yaml here, and the data config has neither 'world' nor 'convert' to create one"
+        )
     if path.exists() and any(path.iterdir()):
-        raise CatalogError(path, "folder exists but holds no dataset.yaml; remove it or point data.path elsewhere")
+        raise CatalogError(
+            path, "folder exists but holds no dataset.yaml; remove it or point data.path elsewhere"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         if world is not None:
             from neo.data.world import generate_world
 
-            generate_world(staging, seed=int(world.get("seed", 0)), scale=world.get("scale", "small"),
-                           progress=progress)
+            generate_world(
+                staging, seed=int(world.get("seed", 0)), scale=world.get("scale", "small"), progress=progress
+            )
         else:
             from neo.data.convert import convert
 
             if not conversion.get("format") or not conversion.get("src"):
                 raise ValueError("data.convert needs 'format' and 'src'")
             sids = conversion.get("sids")
-            convert(str(conversion["format"]), str(conversion["src"]), staging,
-                    sids=str(sids) if sids else None, progress=progress)
+            convert(
+                str(conversion["format"]),
+                str(conversion["src"]),
+                staging,
+                sids=str(sids) if sids else None,
+                progress=progress,
+            )
         with contextlib.suppress(FileNotFoundError):
             path.rmdir()  # an empty placeholder folder may stand where the dataset goes
         try:

@@ -52,7 +52,9 @@ class Split:
 def make_split(catalog: Catalog) -> Split:
     """Split `catalog`'s interactions with the protocol of its dataset.yaml. Deterministic."""
     protocol = catalog.spec.split.get("protocol", "leave_one_out")
-    sequences = {user: [Interaction(*event) for event in events] for user, events in catalog.sequences().items()}
+    sequences = {
+        user: [Interaction(*event) for event in events] for user, events in catalog.sequences().items()
+    }
     if protocol == "leave_one_out":
         return leave_one_out(sequences)
     if protocol == "temporal":
@@ -74,8 +76,9 @@ def leave_one_out(sequences: dict[str, list[Interaction]]) -> Split:
     return Split("leave_one_out", train, valid, test)
 
 
-def temporal(sequences: dict[str, list[Interaction]], valid_time: float | None = None,
-             test_time: float | None = None) -> Split:
+def temporal(
+    sequences: dict[str, list[Interaction]], valid_time: float | None = None, test_time: float | None = None
+) -> Split:
     stamps = np.fromiter((e.timestamp for events in sequences.values() for e in events), dtype=np.float64)
     if valid_time is None:
         valid_time = float(np.percentile(stamps, 80)) if stamps.size else 0.0

@@ -44,8 +44,13 @@ def validate(root: str | os.PathLike) -> dict[str, Any]:
     user_ids = _column(catalog.users, "id")
     _require_unique(items_path, item_ids, "item id")
     _require_unique(users_path, user_ids, "user id")
-    _require_known(items_path, item_types, pa.array(catalog.type_names), "entity type",
-                   f"declared in dataset.yaml: {catalog.type_names}")
+    _require_known(
+        items_path,
+        item_types,
+        pa.array(catalog.type_names),
+        "entity type",
+        f"declared in dataset.yaml: {catalog.type_names}",
+    )
     _check_links(items_path, catalog, item_ids, item_types)
 
     interactions_path = table_file(root, "interactions")
@@ -56,17 +61,29 @@ def validate(root: str | os.PathLike) -> dict[str, Any]:
     if catalog.queries is not None:
         queries_path = table_file(root, "queries")
         _require_unique(queries_path, _column(catalog.queries, "id"), "query id")
-        _require_known(queries_path, _column(catalog.queries, "type"), pa.array(catalog.type_names),
-                       "entity type", f"declared in dataset.yaml: {catalog.type_names}")
+        _require_known(
+            queries_path,
+            _column(catalog.queries, "type"),
+            pa.array(catalog.type_names),
+            "entity type",
+            f"declared in dataset.yaml: {catalog.type_names}",
+        )
         relevant = catalog.queries.data.column("items").combine_chunks()
-        _require_known(queries_path, relevant.flatten(), item_ids, "relevant item", "in items",
-                       rows=_list_parent_rows(relevant))
+        _require_known(
+            queries_path,
+            relevant.flatten(),
+            item_ids,
+            "relevant item",
+            "in items",
+            rows=_list_parent_rows(relevant),
+        )
         empty = np.flatnonzero(pc.list_value_length(relevant).fill_null(0).to_numpy() == 0)
         if empty.size:
             raise _located(queries_path, int(empty[0]), "field 'items' must list at least one relevant item")
     if catalog.profiles is not None:
-        _require_known(table_file(root, "profiles"), _column(catalog.profiles, "user"), user_ids, "user",
-                       "in users")
+        _require_known(
+            table_file(root, "profiles"), _column(catalog.profiles, "user"), user_ids, "user", "in users"
+        )
     embeddings = load_embeddings(root)
     if embeddings is not None:
         path = embeddings_file(root)
@@ -82,8 +99,9 @@ def validate(root: str | os.PathLike) -> dict[str, Any]:
         "interactions": len(catalog.interactions),
         "items": {name: type_counts.get(name, 0) for name in catalog.type_names},
         "queries": 0 if catalog.queries is None else len(catalog.queries),
-        "interactions_by_type": {name: interaction_types[name] for name in catalog.type_names
-                                 if name in interaction_types},
+        "interactions_by_type": {
+            name: interaction_types[name] for name in catalog.type_names if name in interaction_types
+        },
     }
 
 
@@ -120,8 +138,9 @@ def _require_unique(path: Path, values: pa.Array, what: str) -> None:
     raise _located(path, row, f"duplicate {what} {values[row].as_py()!r}")
 
 
-def _require_known(path: Path, values: pa.Array, known: pa.Array, what: str, where: str,
-                   rows: np.ndarray | None = None) -> None:
+def _require_known(
+    path: Path, values: pa.Array, known: pa.Array, what: str, where: str, rows: np.ndarray | None = None
+) -> None:
     """Every value must occur in `known`; `rows` maps flattened list values back to table rows."""
     if len(values) == 0:
         return
@@ -159,10 +178,14 @@ def _check_links(path: Path, catalog: Catalog, item_ids: pa.Array, item_types: p
     declared = catalog.type_names
     raw = _column(catalog.items, "links")
     parsed = _parse_json_objects(raw)
-    columns = {} if parsed is None else {name: parsed.column(name).combine_chunks() for name in parsed.column_names}
-    list_of_strings = all(pa.types.is_list(c.type) and (pa.types.is_string(c.type.value_type)
-                                                       or pa.types.is_null(c.type.value_type))
-                          for c in columns.values())
+    columns = (
+        {} if parsed is None else {name: parsed.column(name).combine_chunks() for name in parsed.column_names}
+    )
+    list_of_strings = all(
+        pa.types.is_list(c.type)
+        and (pa.types.is_string(c.type.value_type) or pa.types.is_null(c.type.value_type))
+        for c in columns.values()
+    )
     if parsed is None or not list_of_strings or set(columns) - set(declared):
         _check_links_by_row(path, raw, declared)  # raises at the offending row (or finds all well-formed)
         columns = _links_by_row(raw, declared)
@@ -176,8 +199,11 @@ def _check_links(path: Path, catalog: Catalog, item_ids: pa.Array, item_types: p
         wrong = np.flatnonzero(actual != link_type)
         if wrong.size:
             i = int(wrong[0])
-            raise _located(path, int(rows[i]), f"links.{link_type} names {targets[i].as_py()!r}, "
-                                               f"which is a {actual[i]!r} item")
+            raise _located(
+                path,
+                int(rows[i]),
+                f"links.{link_type} names {targets[i].as_py()!r}, which is a {actual[i]!r} item",
+            )
 
 
 def _check_links_by_row(path: Path, raw: pa.Array, declared: list[str]) -> None:
@@ -185,8 +211,11 @@ def _check_links_by_row(path: Path, raw: pa.Array, declared: list[str]) -> None:
         links = json.loads(text or "{}")
         for link_type, targets in links.items():
             if link_type not in declared:
-                raise _located(path, row, f"links: unknown entity type {link_type!r} "
-                                          f"(declared in dataset.yaml: {declared})")
+                raise _located(
+                    path,
+                    row,
+                    f"links: unknown entity type {link_type!r} (declared in dataset.yaml: {declared})",
+                )
             if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
                 raise _located(path, row, f"links.{link_type} must be a list of item id strings")
 
@@ -194,8 +223,10 @@ def _check_links_by_row(path: Path, raw: pa.Array, declared: list[str]) -> None:
 def _links_by_row(raw: pa.Array, declared: list[str]) -> dict[str, pa.Array]:
     """The row-by-row twin of the Arrow parse: one list<string> column per linked entity type."""
     decoded = [json.loads(text or "{}") for text in raw.to_pylist()]
-    return {link_type: pa.array([links.get(link_type) for links in decoded], pa.list_(pa.string()))
-            for link_type in declared}
+    return {
+        link_type: pa.array([links.get(link_type) for links in decoded], pa.list_(pa.string()))
+        for link_type in declared
+    }
 
 
 def _check_parquet_fields(table: str, dataset: datasets.Dataset, path: Path) -> None:
@@ -207,7 +238,9 @@ def _check_parquet_fields(table: str, dataset: datasets.Dataset, path: Path) -> 
         if required and column.null_count:
             row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
             raise _located(path, row, f"missing required field '{name}'")
-        if kind in ("str", "obj") and not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        if kind in ("str", "obj") and not (
+            pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        ):
             expected = "a string" if kind == "str" else "a JSON object stored as a string"
             raise CatalogError(path, f"column '{name}' must be {expected}, got Arrow type {column.type}")
         if kind == "str" and required:
@@ -220,7 +253,9 @@ def _check_parquet_fields(table: str, dataset: datasets.Dataset, path: Path) -> 
             values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
             bad = np.flatnonzero(~np.isfinite(values) & ~column.is_null().to_numpy(zero_copy_only=False))
             if bad.size:
-                raise _located(path, int(bad[0]), f"field '{name}' must be a finite number, got {values[bad[0]]}")
+                raise _located(
+                    path, int(bad[0]), f"field '{name}' must be a finite number, got {values[bad[0]]}"
+                )
         elif kind == "obj":
             # Objects repeat a lot (contexts, empty attributes): parse each distinct string once, in Arrow
             # when it can, else in Python to name the row.

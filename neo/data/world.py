@@ -182,12 +182,21 @@ def _build_catalog(size: WorldSize, rng: np.random.Generator) -> _Catalog:
     wander = rng.random(n_episodes) < 0.4
     episode_subject = np.where(wander, rng.integers(N_SUBJECTS, size=n_episodes), show_subject[episode_show])
     return _Catalog(
-        n_artists=n_artists, n_shows=n_shows, n_episodes=n_episodes, n_audiobooks=n_audiobooks,
-        artist_topic=artist_topic, show_topic=show_topic, show_subject=show_subject,
-        show_host=artists_by_topic.draw(show_topic, rng), show_weight=rng.lognormal(0.0, 1.0, n_shows),
-        episode_show=episode_show, episode_number=np.arange(n_episodes) - show_start[episode_show] + 1,
-        episode_subject=episode_subject, episode_format=rng.integers(len(EPISODE_FORMATS), size=n_episodes),
-        book_topic=book_topic, book_subject=rng.integers(N_SUBJECTS, size=n_audiobooks),
+        n_artists=n_artists,
+        n_shows=n_shows,
+        n_episodes=n_episodes,
+        n_audiobooks=n_audiobooks,
+        artist_topic=artist_topic,
+        show_topic=show_topic,
+        show_subject=show_subject,
+        show_host=artists_by_topic.draw(show_topic, rng),
+        show_weight=rng.lognormal(0.0, 1.0, n_shows),
+        episode_show=episode_show,
+        episode_number=np.arange(n_episodes) - show_start[episode_show] + 1,
+        episode_subject=episode_subject,
+        episode_format=rng.integers(len(EPISODE_FORMATS), size=n_episodes),
+        book_topic=book_topic,
+        book_subject=rng.integers(N_SUBJECTS, size=n_audiobooks),
         book_author=artists_by_topic.draw(book_topic, rng),
     )
 
@@ -209,10 +218,14 @@ class _Behaviour:
 def _simulate(cat: _Catalog, size: WorldSize, rng: np.random.Generator, progress: bool) -> _Behaviour:
     n_users = size.users
     topic = cat.primary_topic
-    popularity = np.concatenate([
-        cat.show_weight[cat.episode_show] / np.sqrt(cat.episode_number) * rng.lognormal(0.0, 0.5, cat.n_episodes),
-        rng.lognormal(0.0, 1.0, cat.n_audiobooks),
-    ])
+    popularity = np.concatenate(
+        [
+            cat.show_weight[cat.episode_show]
+            / np.sqrt(cat.episode_number)
+            * rng.lognormal(0.0, 0.5, cat.n_episodes),
+            rng.lognormal(0.0, 1.0, cat.n_audiobooks),
+        ]
+    )
     by_topic = GroupSampler(topic, popularity, N_TOPICS)
     related = by_topic.draw(topic, rng)
     next_episode = cat.next_episode
@@ -245,7 +258,9 @@ def _simulate(cat: _Catalog, size: WorldSize, rng: np.random.Generator, progress
         # each other minutes apart.
         now = clock[active]
         day = np.floor(now / DAY) + (0 if step == 0 else rng.geometric(0.5, n))
-        session_start = np.maximum(day * DAY + (usual_hour[active] + rng.normal(0, 1.0, n)) * 3600.0, now + 60.0)
+        session_start = np.maximum(
+            day * DAY + (usual_hour[active] + rng.normal(0, 1.0, n)) * 3600.0, now + 60.0
+        )
         now = np.where(new_session, session_start, now + rng.exponential(1500.0, n) + 60.0)
         clock[active] = now
 
@@ -254,25 +269,40 @@ def _simulate(cat: _Catalog, size: WorldSize, rng: np.random.Generator, progress
         following = np.where(previous >= 0, next_episode[np.maximum(previous, 0)], -1)
         binge = (following >= 0) & (draw < np.where(new_session, P_BINGE_NEW_SESSION, P_BINGE_IN_SESSION))
         hop = (previous >= 0) & ~binge & (draw > 1.0 - P_RELATED)
-        item = np.where(binge, following, np.where(hop, related[np.maximum(previous, 0)],
-                                                   by_topic.draw(topic_now, rng)))
+        item = np.where(
+            binge, following, np.where(hop, related[np.maximum(previous, 0)], by_topic.draw(topic_now, rng))
+        )
         last[active] = item
 
         searched = rng.random(n) < P_SEARCH
-        surface = np.where(binge, np.where(new_session, SURFACES.index("library"), SURFACES.index("autoplay")),
-                           np.where(hop, SURFACES.index("recommended"),
-                                    np.where(searched, SURFACES.index("search"), SURFACES.index("home"))))
-        device = np.where(rng.random(n) < P_USUAL_DEVICE, usual_device[active], rng.integers(len(DEVICES), size=n))
+        surface = np.where(
+            binge,
+            np.where(new_session, SURFACES.index("library"), SURFACES.index("autoplay")),
+            np.where(
+                hop,
+                SURFACES.index("recommended"),
+                np.where(searched, SURFACES.index("search"), SURFACES.index("home")),
+            ),
+        )
+        device = np.where(
+            rng.random(n) < P_USUAL_DEVICE, usual_device[active], rng.integers(len(DEVICES), size=n)
+        )
         hour = (np.floor(now / 3600.0) % 24).astype(np.int64)
         event_user.append(active)
         event_item.append(item)
         event_time.append(now)
         event_code.append((surface * len(DEVICES) + device) * 24 + hour)
     order = np.argsort(np.concatenate(event_user), kind="stable")
-    return _Behaviour(lengths=lengths, primary=np.concatenate(event_item)[order],
-                      timestamps=np.round(np.concatenate(event_time)[order], 0),
-                      context_code=np.concatenate(event_code)[order], interests=interests,
-                      interest_weights=weights, device=usual_device, hour=usual_hour)
+    return _Behaviour(
+        lengths=lengths,
+        primary=np.concatenate(event_item)[order],
+        timestamps=np.round(np.concatenate(event_time)[order], 0),
+        context_code=np.concatenate(event_code)[order],
+        interests=interests,
+        interest_weights=weights,
+        device=usual_device,
+        hour=usual_hour,
+    )
 
 
 def _hour_profile() -> np.ndarray:
@@ -283,14 +313,22 @@ def _hour_profile() -> np.ndarray:
 
 
 def _context_strings() -> np.ndarray:
-    return np.array([storage_json({"surface": s, "device": d, "hour": h})
-                     for s in SURFACES for d in DEVICES for h in range(24)], dtype=object)
+    return np.array(
+        [
+            storage_json({"surface": s, "device": d, "hour": h})
+            for s in SURFACES
+            for d in DEVICES
+            for h in range(24)
+        ],
+        dtype=object,
+    )
 
 
 def _dictionary_strings(codes: np.ndarray, dictionary: np.ndarray) -> pa.Array:
     """Strings chosen by code from a dictionary, built in Arrow (no Python string per row)."""
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int64()), pa.array(dictionary, pa.string())).cast(
-        pa.string())
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, pa.int64()), pa.array(dictionary, pa.string())
+    ).cast(pa.string())
 
 
 def _item_table(cat: _Catalog, counts: np.ndarray, rng: np.random.Generator) -> dict[str, list]:
@@ -305,8 +343,10 @@ def _item_table(cat: _Catalog, counts: np.ndarray, rng: np.random.Generator) -> 
     artist_names = _names(cat.n_artists, rng)
     prefix = rng.integers(len(TOPICS[0].show_prefixes), size=cat.n_shows).tolist()
     noun = rng.integers(len(TOPICS[0].show_nouns), size=cat.n_shows).tolist()
-    show_titles = [f"{TOPICS[t].show_prefixes[p]} {TOPICS[t].show_nouns[n]}"
-                   for t, p, n in zip(cat.show_topic.tolist(), prefix, noun, strict=True)]
+    show_titles = [
+        f"{TOPICS[t].show_prefixes[p]} {TOPICS[t].show_nouns[n]}"
+        for t, p, n in zip(cat.show_topic.tolist(), prefix, noun, strict=True)
+    ]
     n_keywords = len(TOPICS[0].keywords)
     first_keyword = rng.integers(n_keywords, size=len(counts))
     second_keyword = (first_keyword + rng.integers(1, n_keywords, size=len(counts))) % n_keywords
@@ -321,67 +361,106 @@ def _item_table(cat: _Catalog, counts: np.ndarray, rng: np.random.Generator) -> 
     hosted = np.bincount(cat.show_host, minlength=cat.n_artists).tolist()
     written = np.bincount(cat.book_author, minlength=cat.n_artists).tolist()
     ids, titles, texts, attributes, links = list(artist_ids), list(artist_names), [], [], []
-    topics = np.concatenate([cat.artist_topic, cat.show_topic, cat.show_topic[cat.episode_show], cat.book_topic])
-    pairs = [(TOPICS[t].keywords[k1], TOPICS[t].keywords[k2]) for t, k1, k2 in
-             zip(topics.tolist(), first_keyword.tolist(), second_keyword.tolist(), strict=True)]
+    topics = np.concatenate(
+        [cat.artist_topic, cat.show_topic, cat.show_topic[cat.episode_show], cat.book_topic]
+    )
+    pairs = [
+        (TOPICS[t].keywords[k1], TOPICS[t].keywords[k2])
+        for t, k1, k2 in zip(topics.tolist(), first_keyword.tolist(), second_keyword.tolist(), strict=True)
+    ]
     for i, t in enumerate(cat.artist_topic.tolist()):
         roles = [r for r, n in (("podcast host", hosted[i]), ("author", written[i])) if n] or ["voice artist"]
         k1, k2 = pairs[i]
-        texts.append(f"{artist_names[i]} is {_article(roles[0])} {' and '.join(roles)} known for {TOPICS[t].name}: "
-                     f"{k1}, {k2} and {TOPICS[t].subjects[i % N_SUBJECTS]}.")
+        texts.append(
+            f"{artist_names[i]} is {_article(roles[0])} {' and '.join(roles)} known for {TOPICS[t].name}: "
+            f"{k1}, {k2} and {TOPICS[t].subjects[i % N_SUBJECTS]}."
+        )
         attributes.append(f'{{"genre": {genre[t]}, "roles": {q(roles)}}}')
         links.append("{}")
     offset = cat.n_artists
     episodes_per_show = np.bincount(cat.episode_show, minlength=cat.n_shows).tolist()
-    for i, (t, host, subject) in enumerate(zip(cat.show_topic.tolist(), cat.show_host.tolist(),
-                                               cat.show_subject.tolist(), strict=True)):
+    for i, (t, host, subject) in enumerate(
+        zip(cat.show_topic.tolist(), cat.show_host.tolist(), cat.show_subject.tolist(), strict=True)
+    ):
         k1, k2 = pairs[offset + i]
         ids.append(show_ids[i])
         titles.append(show_titles[i])
-        texts.append(f"A {TOPICS[t].name} podcast hosted by {artist_names[host]} about "
-                     f"{TOPICS[t].subjects[subject]}, {k1} and {k2}.")
+        texts.append(
+            f"A {TOPICS[t].name} podcast hosted by {artist_names[host]} about "
+            f"{TOPICS[t].subjects[subject]}, {k1} and {k2}."
+        )
         attributes.append(f'{{"episodes": {episodes_per_show[i]}, "genre": {genre[t]}}}')
         links.append(f'{{"artist": ["{artist_ids[host]}"]}}')
     offset += cat.n_shows
-    for i, (show, number, subject, fmt) in enumerate(zip(
-            cat.episode_show.tolist(), cat.episode_number.tolist(), cat.episode_subject.tolist(),
-            cat.episode_format.tolist(), strict=True)):
+    for i, (show, number, subject, fmt) in enumerate(
+        zip(
+            cat.episode_show.tolist(),
+            cat.episode_number.tolist(),
+            cat.episode_subject.tolist(),
+            cat.episode_format.tolist(),
+            strict=True,
+        )
+    ):
         t, host = int(cat.show_topic[show]), int(cat.show_host[show])
         k1, k2 = pairs[offset + i]
         ids.append(f"episode-{i}")
         titles.append(f"{show_titles[show]} #{number}: {subject_titles[t][subject]}")
-        texts.append(f"Episode {number} of {show_titles[show]}, {format_phrases[fmt]} on {TOPICS[t].subjects[subject]} "
-                     f"({TOPICS[t].name}) with {artist_names[host]}: {k1}, {k2}.")
-        attributes.append(f'{{"duration_min": {minutes[i]}, "episode_number": {number}, "format": {format_json[fmt]}}}')
+        texts.append(
+            f"Episode {number} of {show_titles[show]}, {format_phrases[fmt]} on {TOPICS[t].subjects[subject]} "
+            f"({TOPICS[t].name}) with {artist_names[host]}: {k1}, {k2}."
+        )
+        attributes.append(
+            f'{{"duration_min": {minutes[i]}, "episode_number": {number}, "format": {format_json[fmt]}}}'
+        )
         links.append(f'{{"artist": ["{artist_ids[host]}"], "show": ["{show_ids[show]}"]}}')
     offset += cat.n_episodes
-    for i, (t, author, subject) in enumerate(zip(cat.book_topic.tolist(), cat.book_author.tolist(),
-                                                 cat.book_subject.tolist(), strict=True)):
+    for i, (t, author, subject) in enumerate(
+        zip(cat.book_topic.tolist(), cat.book_author.tolist(), cat.book_subject.tolist(), strict=True)
+    ):
         k1, k2 = pairs[offset + i]
         ids.append(f"audiobook-{i}")
-        titles.append(BOOK_PATTERNS[pattern[i]].format(s=TOPICS[t].subjects[subject], S=subject_titles[t][subject]))
-        texts.append(f"An audiobook on {TOPICS[t].subjects[subject]} ({TOPICS[t].name}) by {artist_names[author]}, "
-                     f"{hours[i]} hours: {k1}, {k2}.")
+        titles.append(
+            BOOK_PATTERNS[pattern[i]].format(s=TOPICS[t].subjects[subject], S=subject_titles[t][subject])
+        )
+        texts.append(
+            f"An audiobook on {TOPICS[t].subjects[subject]} ({TOPICS[t].name}) by {artist_names[author]}, "
+            f"{hours[i]} hours: {k1}, {k2}."
+        )
         attributes.append(f'{{"duration_hours": {hours[i]!r}, "genre": {genre[t]}}}')
         links.append(f'{{"artist": ["{artist_ids[author]}"]}}')
-    types = np.repeat(np.array(["artist", "show", "episode", "audiobook"], dtype=object),
-                      [cat.n_artists, cat.n_shows, cat.n_episodes, cat.n_audiobooks]).tolist()
-    return {"id": ids, "type": types, "title": titles, "text": texts, "attributes": attributes, "links": links,
-            "popularity": counts.astype(np.float64)}
+    types = np.repeat(
+        np.array(["artist", "show", "episode", "audiobook"], dtype=object),
+        [cat.n_artists, cat.n_shows, cat.n_episodes, cat.n_audiobooks],
+    ).tolist()
+    return {
+        "id": ids,
+        "type": types,
+        "title": titles,
+        "text": texts,
+        "attributes": attributes,
+        "links": links,
+        "popularity": counts.astype(np.float64),
+    }
 
 
 def _item_popularity(cat: _Catalog, behaviour: _Behaviour) -> np.ndarray:
     """Interaction counts; a show counts its episodes' plays, an artist the plays of what they host/wrote."""
     primary = np.bincount(behaviour.primary, minlength=cat.n_episodes + cat.n_audiobooks).astype(np.float64)
-    episodes, books = primary[: cat.n_episodes], primary[cat.n_episodes:]
+    episodes, books = primary[: cat.n_episodes], primary[cat.n_episodes :]
     shows = np.bincount(cat.episode_show, weights=episodes, minlength=cat.n_shows)
-    artists = (np.bincount(cat.show_host, weights=shows, minlength=cat.n_artists)
-               + np.bincount(cat.book_author, weights=books, minlength=cat.n_artists))
+    artists = np.bincount(cat.show_host, weights=shows, minlength=cat.n_artists) + np.bincount(
+        cat.book_author, weights=books, minlength=cat.n_artists
+    )
     return np.concatenate([artists, shows, episodes, books])
 
 
-DEVICE_PHRASES = {"phone": "on the phone", "smart speaker": "on a smart speaker", "desktop": "at the desktop",
-                  "car": "in the car", "tablet": "on a tablet"}
+DEVICE_PHRASES = {
+    "phone": "on the phone",
+    "smart speaker": "on a smart speaker",
+    "desktop": "at the desktop",
+    "car": "in the car",
+    "tablet": "on a tablet",
+}
 QUERY_TEMPLATES = {
     "episode": ("podcast episodes about {subject}", "{topic} episodes on {subject}"),
     "show": ("{topic} podcasts covering {subject}", "shows about {subject}"),
@@ -403,7 +482,7 @@ def _queries(cat: _Catalog, items: dict[str, list], rng: np.random.Generator) ->
     records = []
     for entity_type, (first, topics, subjects) in groups.items():
         keys = topics * N_SUBJECTS + (0 if subjects is None else subjects)
-        order = np.lexsort((-popularity[first: first + len(keys)], keys))
+        order = np.lexsort((-popularity[first : first + len(keys)], keys))
         bounds = np.flatnonzero(np.diff(keys[order])) + 1
         for members in np.split(order, bounds):
             key = int(keys[members[0]])
@@ -414,9 +493,13 @@ def _queries(cat: _Catalog, items: dict[str, list], rng: np.random.Generator) ->
                 records.append((f"q-{entity_type}-{key}-{variant}", text, entity_type, relevant, key))
     group_ids = sorted({(r[2], r[4]) for r in records})
     held_out = {group_ids[i] for i in rng.permutation(len(group_ids))[: max(1, round(0.2 * len(group_ids)))]}
-    return {"id": [r[0] for r in records], "text": [r[1] for r in records], "type": [r[2] for r in records],
-            "items": [r[3] for r in records],
-            "split": ["test" if (r[2], r[4]) in held_out else "train" for r in records]}
+    return {
+        "id": [r[0] for r in records],
+        "text": [r[1] for r in records],
+        "type": [r[2] for r in records],
+        "items": [r[3] for r in records],
+        "split": ["test" if (r[2], r[4]) in held_out else "train" for r in records],
+    }
 
 
 def _profiles(behaviour: _Behaviour, user_ids: list[str], primary_topic: np.ndarray) -> dict[str, list]:
@@ -425,24 +508,38 @@ def _profiles(behaviour: _Behaviour, user_ids: list[str], primary_topic: np.ndar
     recent_topic = primary_topic[behaviour.primary[last_rows]].tolist()
     texts, topics, attributes = [], [], []
     for u in range(len(user_ids)):
-        ranked = [(TOPICS[t].name, float(w)) for w, t in sorted(
-            zip(behaviour.interest_weights[u].tolist(), behaviour.interests[u].tolist(), strict=True),
-            reverse=True) if w > 0]
+        ranked = [
+            (TOPICS[t].name, float(w))
+            for w, t in sorted(
+                zip(behaviour.interest_weights[u].tolist(), behaviour.interests[u].tolist(), strict=True),
+                reverse=True,
+            )
+            if w > 0
+        ]
         names = [name for name, _ in ranked]
         liked = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
         recent = TOPICS[recent_topic[u]].name
         lately = f"Lately listening to {recent}." if recent not in names else f"Lately back on {recent}."
         device, hour = DEVICES[behaviour.device[u]], int(behaviour.hour[u])
-        texts.append(f"Mostly listens to {liked}. Usually {DEVICE_PHRASES[device]}, around {hour:02d}:00. {lately}")
+        texts.append(
+            f"Mostly listens to {liked}. Usually {DEVICE_PHRASES[device]}, around {hour:02d}:00. {lately}"
+        )
         topics.append(names)
         weights_json = ", ".join(f"{json.dumps(n)}: {round(w, 3)!r}" for n, w in sorted(ranked))
-        attributes.append(f'{{"interest_weights": {{{weights_json}}}, "usual_device": {json.dumps(device)}, '
-                          f'"usual_hour": {hour}}}')
+        attributes.append(
+            f'{{"interest_weights": {{{weights_json}}}, "usual_device": {json.dumps(device)}, '
+            f'"usual_hour": {hour}}}'
+        )
     return {"user": user_ids, "text": texts, "topics": topics, "attributes": attributes}
 
 
-def generate_world(out: str | os.PathLike, seed: int = 0, scale: str | int = "small", table_format: str = "auto",
-                   progress: bool = False) -> Path:
+def generate_world(
+    out: str | os.PathLike,
+    seed: int = 0,
+    scale: str | int = "small",
+    table_format: str = "auto",
+    progress: bool = False,
+) -> Path:
     """Write a demo world dataset into `out` (deterministic for a seed); return `out`.
 
     `table_format` "auto" writes JSONL for the named scales and Parquet for item-count scales (benchmarks).
@@ -461,20 +558,39 @@ def generate_world(out: str | os.PathLike, seed: int = 0, scale: str | int = "sm
 
     write_table(out, "items", items, table_format)
     device_json = np.array([storage_json({"device": d}) for d in DEVICES])
-    write_table(out, "users", {"id": user_ids, "attributes": _dictionary_strings(behaviour.device, device_json)},
-                table_format)
-    write_table(out, "interactions", {
-        "user": _dictionary_strings(np.repeat(np.arange(size.users), behaviour.lengths), np.array(user_ids)),
-        "item": _dictionary_strings(behaviour.primary + first_primary, np.array(items["id"])),
-        "timestamp": behaviour.timestamps,
-        "context": _dictionary_strings(behaviour.context_code, _context_strings()),
-    }, table_format)
+    write_table(
+        out,
+        "users",
+        {"id": user_ids, "attributes": _dictionary_strings(behaviour.device, device_json)},
+        table_format,
+    )
+    write_table(
+        out,
+        "interactions",
+        {
+            "user": _dictionary_strings(
+                np.repeat(np.arange(size.users), behaviour.lengths), np.array(user_ids)
+            ),
+            "item": _dictionary_strings(behaviour.primary + first_primary, np.array(items["id"])),
+            "timestamp": behaviour.timestamps,
+            "context": _dictionary_strings(behaviour.context_code, _context_strings()),
+        },
+        table_format,
+    )
     write_table(out, "queries", _queries(cat, items, rng), table_format)
     write_table(out, "profiles", _profiles(behaviour, user_ids, cat.primary_topic), table_format)
-    write_spec(out, DatasetSpec("demo", (
-        EntityType("show", "a podcast series, hosted by an artist"),
-        EntityType("episode", "one episode of a show; links to its show and the show's host"),
-        EntityType("audiobook", "an audiobook; links to its author"),
-        EntityType("artist", "a podcast host or audiobook author"),
-    ), {"protocol": "leave_one_out"}, f"Synthetic audio-streaming world (seed {seed}, scale {scale})."))
+    write_spec(
+        out,
+        DatasetSpec(
+            "demo",
+            (
+                EntityType("show", "a podcast series, hosted by an artist"),
+                EntityType("episode", "one episode of a show; links to its show and the show's host"),
+                EntityType("audiobook", "an audiobook; links to its author"),
+                EntityType("artist", "a podcast host or audiobook author"),
+            ),
+            {"protocol": "leave_one_out"},
+            f"Synthetic audio-streaming world (seed {seed}, scale {scale}).",
+        ),
+    )
     return out

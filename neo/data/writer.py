@@ -30,28 +30,37 @@ def storage_json(value: Mapping[str, Any]) -> str:
 
 
 def write_spec(root: str | os.PathLike, spec: DatasetSpec) -> None:
-    write_text(Path(root) / "dataset.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
+    write_text(
+        Path(root) / "dataset.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True)
+    )
 
 
-def write_table(root: str | os.PathLike, table: str, columns: Mapping[str, Sequence[Any]],
-                table_format: str = "jsonl") -> int:
+def write_table(
+    root: str | os.PathLike, table: str, columns: Mapping[str, Sequence[Any]], table_format: str = "jsonl"
+) -> int:
     """Write one table (`<root>/<table>.<format>`) atomically from storage-form columns; return its rows."""
     if table_format not in TABLE_FORMATS:
         raise ValueError(f"table_format must be one of {TABLE_FORMATS}, got {table_format!r}")
     unknown = set(columns) - set(SCHEMA[table])
     if unknown:
-        raise ValueError(f"table {table!r}: unknown column(s) {sorted(unknown)}; schema has {list(SCHEMA[table])}")
+        raise ValueError(
+            f"table {table!r}: unknown column(s) {sorted(unknown)}; schema has {list(SCHEMA[table])}"
+        )
     lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
         raise ValueError(f"table {table!r}: columns have different lengths {sorted(lengths)}")
     rows = lengths.pop() if lengths else 0
-    columns = {name: _as_python(values) if table_format == "jsonl" else values for name, values in columns.items()}
+    columns = {
+        name: _as_python(values) if table_format == "jsonl" else values for name, values in columns.items()
+    }
     path = Path(root) / f"{table}.{table_format}"
     if table_format == "parquet":
         features = table_features(table)
         schema = pa.schema([features.arrow_schema.field(name) for name in columns])
-        arrow = pa.table({name: _as_arrow(values, schema.field(name).type) for name, values in columns.items()},
-                         schema=schema)
+        arrow = pa.table(
+            {name: _as_arrow(values, schema.field(name).type) for name, values in columns.items()},
+            schema=schema,
+        )
         with atomic_open(path, "wb") as handle:
             pq.write_table(arrow, handle)
         return rows
@@ -60,7 +69,9 @@ def write_table(root: str | os.PathLike, table: str, columns: Mapping[str, Seque
     keys = [json.dumps(name) + ": " for name in names]
     with atomic_open(path) as handle:
         for values in zip(*(columns[name] for name in names), strict=True):
-            handle.write("{" + ", ".join(k + enc(v) for k, enc, v in zip(keys, encoders, values, strict=True)) + "}\n")
+            handle.write(
+                "{" + ", ".join(k + enc(v) for k, enc, v in zip(keys, encoders, values, strict=True)) + "}\n"
+            )
     return rows
 
 

@@ -39,11 +39,18 @@ class ItemHit:
     codes: tuple[int, ...]
 
 
-def beam_search_items(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                      trie: ItemTrie, entity_types: Sequence[str], k: int, beam_width: int = 30,
-                      exclude: Sequence[Sequence[str]] | None = None,
-                      filters: ItemFilters | Sequence[ItemFilters | None] | None = None,
-                      score_mode: str = "full") -> list[list[ItemHit]]:
+def beam_search_items(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    trie: ItemTrie,
+    entity_types: Sequence[str],
+    k: int,
+    beam_width: int = 30,
+    exclude: Sequence[Sequence[str]] | None = None,
+    filters: ItemFilters | Sequence[ItemFilters | None] | None = None,
+    score_mode: str = "full",
+) -> list[list[ItemHit]]:
     """The best `k` distinct items of `entity_types[i]` for each (left-padded) prompt `input_ids[i]`.
 
     `exclude[i]` lists item ids request i must not receive (history, items already shown); `filters`
@@ -101,8 +108,10 @@ def beam_search_items(model: torch.nn.Module, input_ids: torch.Tensor, attention
     for level in range(max_levels):
         live = (level < n_levels)[fan_out]  # requests whose type has this level
         start = trie.level_start[row_type, min(level, trie.level_start.shape[1] - 1)]
-        candidate_logits = logits.gather(1, (start.unsqueeze(1) + window).clamp(max=logits.shape[1] - 1)).float()
-        allowed = ((all_bits[row_table * trie.n_nodes + node].long().unsqueeze(2) >> shifts) & 1)
+        candidate_logits = logits.gather(
+            1, (start.unsqueeze(1) + window).clamp(max=logits.shape[1] - 1)
+        ).float()
+        allowed = (all_bits[row_table * trie.n_nodes + node].long().unsqueeze(2) >> shifts) & 1
         allowed = allowed.view(rows, trie.window).bool()
         if score_mode == "full":
             log_probs = candidate_logits - torch.logsumexp(logits.float(), dim=1, keepdim=True)
@@ -116,7 +125,9 @@ def beam_search_items(model: torch.nn.Module, input_ids: torch.Tensor, attention
         log_probs = log_probs.masked_fill(log_probs.isnan(), float("-inf"))  # dead beams with nothing allowed
         expanded = (scores.view(rows, 1) + log_probs).view(batch, beam_width * trie.window)
         scores, flat = expanded.topk(beam_width, dim=1)
-        source = (flat // trie.window + torch.arange(batch, device=device).unsqueeze(1) * beam_width).view(rows)
+        source = (flat // trie.window + torch.arange(batch, device=device).unsqueeze(1) * beam_width).view(
+            rows
+        )
         code = (flat % trie.window).view(rows)
         node = torch.where(live[source], trie.child(node[source], code), node[source])
         if level + 1 == max_levels:
@@ -124,17 +135,21 @@ def beam_search_items(model: torch.nn.Module, input_ids: torch.Tensor, attention
         tokens = torch.where(live[source], start[source] + code, trie.close_ids[row_type])
         cache = _reorder(cache, source)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(rows, 1)], dim=1)
-        logits, cache = _forward(model, tokens.unsqueeze(1), attention_mask, next_position.unsqueeze(1), cache)
+        logits, cache = _forward(
+            model, tokens.unsqueeze(1), attention_mask, next_position.unsqueeze(1), cache
+        )
         next_position = next_position + 1
     return _hits(trie, entity_types, node.view(batch, beam_width), scores, k)
 
 
-def _hits(trie: ItemTrie, entity_types: Sequence[str], leaves: torch.Tensor, scores: torch.Tensor,
-          k: int) -> list[list[ItemHit]]:
+def _hits(
+    trie: ItemTrie, entity_types: Sequence[str], leaves: torch.Tensor, scores: torch.Tensor, k: int
+) -> list[list[ItemHit]]:
     """Host-side results: the single sync of the search."""
     results = []
-    for entity_type, request_leaves, request_scores in zip(entity_types, leaves.tolist(), scores.tolist(),
-                                                           strict=True):
+    for entity_type, request_leaves, request_scores in zip(
+        entity_types, leaves.tolist(), scores.tolist(), strict=True
+    ):
         hits = []
         for leaf, score in zip(request_leaves, request_scores, strict=True):
             if score == float("-inf") or len(hits) == k:
@@ -147,18 +162,28 @@ def _hits(trie: ItemTrie, entity_types: Sequence[str], leaves: torch.Tensor, sco
     return results
 
 
-def _forward(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-             position_ids: torch.Tensor, cache: object) -> tuple[torch.Tensor, object]:
+def _forward(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    cache: object,
+) -> tuple[torch.Tensor, object]:
     """Last-position logits and the updated cache of one forward pass of any HF causal LM."""
     accepted = _forward_parameters(type(model))
     cache_argument = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5.x
-    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
-              cache_argument: cache, "use_cache": True}
+    kwargs = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids,
+        cache_argument: cache,
+        "use_cache": True,
+    }
     if "logits_to_keep" in accepted:  # skip the LM head on prompt positions
         kwargs["logits_to_keep"] = 1
     with torch.no_grad():
         output = model(**kwargs)
-    new_cache = output["cache"] if "cache" in output else output.past_key_values
+    new_cache = output.get("cache", output.get("past_key_values"))
     return output.logits[:, -1], new_cache
 
 

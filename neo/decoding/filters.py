@@ -35,22 +35,29 @@ def with_availability(trie: ItemTrie, available: Mapping[str, Sequence[bool] | n
         rows = np.asarray(mask, dtype=bool)
         expected = len(trie.item_ids[name]) if name in trie.item_ids else None
         if expected is None:
-            raise KeyError(f"availability given for unknown entity type {name!r}; known: {list(trie.item_ids)}")
+            raise KeyError(
+                f"availability given for unknown entity type {name!r}; known: {list(trie.item_ids)}"
+            )
         if rows.shape != (expected,):
-            raise ValueError(f"availability of {name!r} must have one flag per SID table row ({expected}), "
-                             f"got shape {rows.shape}")
+            raise ValueError(
+                f"availability of {name!r} must have one flag per SID table row ({expected}), "
+                f"got shape {rows.shape}"
+            )
         leaves = torch.from_numpy(trie.leaf_of_row[name]).to(trie.device)
         alive[leaves] = torch.from_numpy(rows).to(trie.device)
     return trie.with_leaf_alive(alive)
 
 
-def request_bits(trie: ItemTrie, entity_type: str, filters: ItemFilters | None,
-                 exclude: Collection[str] = ()) -> torch.Tensor | None:
+def request_bits(
+    trie: ItemTrie, entity_type: str, filters: ItemFilters | None, exclude: Collection[str] = ()
+) -> torch.Tensor | None:
     """The child-bitmap table one request decodes with, or None when the trie's shared table will do."""
     deny = set(exclude) | set(filters.deny if filters else ())
     if filters is not None and filters.allow is not None:
         alive = torch.zeros_like(trie.leaf_alive)
-        alive[torch.tensor(trie.leaves_of(entity_type, filters.allow), dtype=torch.int64, device=trie.device)] = True
+        alive[
+            torch.tensor(trie.leaves_of(entity_type, filters.allow), dtype=torch.int64, device=trie.device)
+        ] = True
         bits = trie.bits_for_alive(alive & trie.leaf_alive)
     elif deny:
         bits = trie.alive_bits

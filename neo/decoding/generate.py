@@ -43,11 +43,20 @@ class MixedOutput:
         return [s for s in self.segments if isinstance(s, ItemSegment)]
 
 
-def generate_mixed(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                   trie: ItemTrie, allowed_types: Sequence[str] | Sequence[Sequence[str]], max_new_tokens: int,
-                   max_items: int | None = None, do_sample: bool = False, temperature: float = 1.0,
-                   eos_token_id: int | Sequence[int] | None = None, generator: torch.Generator | None = None,
-                   check_every: int = 8) -> list[MixedOutput]:
+def generate_mixed(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    trie: ItemTrie,
+    allowed_types: Sequence[str] | Sequence[Sequence[str]],
+    max_new_tokens: int,
+    max_items: int | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    eos_token_id: int | Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+    check_every: int = 8,
+) -> list[MixedOutput]:
     """Generate text with item spans for each left-padded prompt.
 
     `allowed_types`: the entity types whose spans may be opened (one list for all prompts, or one per
@@ -63,8 +72,11 @@ def generate_mixed(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
         attention_mask = torch.ones_like(input_ids)
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("prompts must be left-padded (attention_mask[:, -1] must be 1 for every row)")
-    eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
-                       dtype=torch.long, device=device)
+    eos = torch.tensor(
+        [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
+        dtype=torch.long,
+        device=device,
+    )
     items_left = torch.full((batch,), NO_LIMIT if max_items is None else max_items, device=device)
     state = DecodeState.from_suffix(input_ids, trie, row_type_masks(trie, allowed_types, batch), items_left)
     # a span the prompt opened is parsed together with its continuation
@@ -86,13 +98,17 @@ def generate_mixed(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
         if step + 1 == max_new_tokens or ((step + 1) % check_every == 0 and bool(finished.all())):
             break
         attention_mask = torch.cat([attention_mask, (~finished).long().unsqueeze(1)], dim=1)
-        logits, cache = _forward(model, tokens.unsqueeze(1), attention_mask, next_position.unsqueeze(1), cache)
+        logits, cache = _forward(
+            model, tokens.unsqueeze(1), attention_mask, next_position.unsqueeze(1), cache
+        )
         next_position = next_position + 1
     stop = set(eos.tolist())
     outputs = []
-    for prompt, carry, row in zip(input_ids.tolist(), carried, torch.stack(generated, dim=1).tolist(), strict=True):
+    for prompt, carry, row in zip(
+        input_ids.tolist(), carried, torch.stack(generated, dim=1).tolist(), strict=True
+    ):
         end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
-        segments = parse_segments(trie, prompt[len(prompt) - carry:] + row[:end])
+        segments = parse_segments(trie, prompt[len(prompt) - carry :] + row[:end])
         outputs.append(MixedOutput(row[:end], segments))
     return outputs
 
@@ -115,7 +131,7 @@ def parse_segments(trie: ItemTrie, token_ids: Sequence[int]) -> list[TextSegment
             continue
         entity_type = described[1]
         levels = vocab.block(entity_type).levels
-        span = list(token_ids[position: position + levels + 2])
+        span = list(token_ids[position : position + levels + 2])
         codes = [vocab.describe(t) for t in span[1:-1]]
         complete = len(span) == levels + 2 and span[-1] == vocab.close_id(entity_type)
         if not complete:

@@ -23,10 +23,18 @@ class SIDConstraintLogitsProcessor(LogitsProcessor):
     caps the spans opened after `prompt_length` tokens (both or neither must be given).
     """
 
-    def __init__(self, trie: ItemTrie, allowed_types: Sequence[str] | Sequence[Sequence[str]],
-                 max_items: int | None = None, prompt_length: int | None = None, backend: str | None = None):
+    def __init__(
+        self,
+        trie: ItemTrie,
+        allowed_types: Sequence[str] | Sequence[Sequence[str]],
+        max_items: int | None = None,
+        prompt_length: int | None = None,
+        backend: str | None = None,
+    ):
         if (max_items is None) != (prompt_length is None):
-            raise ValueError("max_items needs prompt_length (the input length before generation), and vice versa")
+            raise ValueError(
+                "max_items needs prompt_length (the input length before generation), and vice versa"
+            )
         if max_items is not None and max_items < 0:
             raise ValueError(f"max_items must be non-negative, got {max_items}")
         if not allowed_types or isinstance(allowed_types[0], str):
@@ -45,7 +53,7 @@ class SIDConstraintLogitsProcessor(LogitsProcessor):
         open_types = row_type_masks(self.trie, self.allowed_types, rows)
         items_left = None
         if self.max_items is not None:
-            opened = torch.isin(input_ids[:, self.prompt_length:], self.trie.open_ids).sum(1)
+            opened = torch.isin(input_ids[:, self.prompt_length :], self.trie.open_ids).sum(1)
             items_left = self.max_items - opened
         state = DecodeState.from_suffix(input_ids, self.trie, open_types, items_left)
         return state.mask_(scores, self.trie, backend=self.backend)

@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-from neo.kernels import DONE, FREE, SPAN, UNCONSTRAINED, sid_bitmask, sid_mask_
 
 from neo.decoding.trie import ItemTrie
+from neo.kernels import DONE, FREE, SPAN, UNCONSTRAINED, sid_bitmask, sid_mask_
 
 NO_LIMIT = 1 << 40
 
@@ -27,7 +27,9 @@ def type_mask(trie: ItemTrie, entity_types: Sequence[str]) -> int:
     return mask
 
 
-def row_type_masks(trie: ItemTrie, allowed_types: Sequence[str] | Sequence[Sequence[str]], rows: int) -> torch.Tensor:
+def row_type_masks(
+    trie: ItemTrie, allowed_types: Sequence[str] | Sequence[Sequence[str]], rows: int
+) -> torch.Tensor:
     """Per-row open-type bitmasks from one list of types (all rows) or one list per request.
 
     With per-request lists and more rows than requests (beams), row r belongs to request r // (rows // n).
@@ -54,15 +56,22 @@ class DecodeState:
     items_left: torch.Tensor  # spans the row may still open
 
     @classmethod
-    def free(cls, trie: ItemTrie, open_types: torch.Tensor, items_left: torch.Tensor | None = None) -> DecodeState:
+    def free(
+        cls, trie: ItemTrie, open_types: torch.Tensor, items_left: torch.Tensor | None = None
+    ) -> DecodeState:
         """Every row in free text."""
         zeros = torch.zeros_like(open_types)
         left = torch.full_like(open_types, NO_LIMIT) if items_left is None else items_left
         return cls(zeros + FREE, zeros, zeros, zeros, zeros, open_types, left)
 
     @classmethod
-    def from_suffix(cls, input_ids: torch.Tensor, trie: ItemTrie, open_types: torch.Tensor,
-                    items_left: torch.Tensor | None = None) -> DecodeState:
+    def from_suffix(
+        cls,
+        input_ids: torch.Tensor,
+        trie: ItemTrie,
+        open_types: torch.Tensor,
+        items_left: torch.Tensor | None = None,
+    ) -> DecodeState:
         """Derive each row's state from its last tokens, vectorised (no per-row Python).
 
         A row is inside a span when its trailing tokens are an open token followed by a run of codes of
@@ -77,7 +86,7 @@ class DecodeState:
         span = min(max_levels + 1, length)
         if span == 0:
             return state
-        tail = input_ids[:, length - span:]
+        tail = input_ids[:, length - span :]
         kind, ttype, tlevel, tcode = _describe(trie, tail)
         is_code = kind == 3
         run = torch.cumprod(is_code.flip(1).long(), dim=1).sum(1)  # trailing codes
@@ -90,14 +99,19 @@ class DecodeState:
             position = (opener_at + 1 + level).clamp(max=span - 1).unsqueeze(1)
             code = tcode.gather(1, position).squeeze(1)
             inside = level < run
-            right_code = (ttype.gather(1, position).squeeze(1) == etype) & (tlevel.gather(1, position).squeeze(1) == level)
+            right_code = (ttype.gather(1, position).squeeze(1) == etype) & (
+                tlevel.gather(1, position).squeeze(1) == level
+            )
             walkable = node.clamp(max=trie.n_nodes - 1)  # past the last level `node` is a leaf; unused then
             valid &= ~inside | (right_code & trie.has_child(walkable, code))
             node = torch.where(inside & valid, trie.child(walkable, code), node)
         mode = torch.where(run == trie.n_levels[etype], DONE, SPAN)
         return dataclasses.replace(
-            state, mode=torch.where(valid, mode, FREE), etype=torch.where(valid, etype, 0),
-            level=torch.where(valid, run, 0), node=torch.where(valid, node, 0),
+            state,
+            mode=torch.where(valid, mode, FREE),
+            etype=torch.where(valid, etype, 0),
+            level=torch.where(valid, run, 0),
+            node=torch.where(valid, node, 0),
         )
 
     def unconstrain(self, rows_unconstrained: torch.Tensor) -> DecodeState:
@@ -137,26 +151,47 @@ class DecodeState:
     def kernel_args(self, trie: ItemTrie) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mode, window_start, bit_row, openable) per row, as `neo.kernels` expects them."""
         window_start = torch.where(
-            self.mode == SPAN, trie.level_start[self.etype, self.level.clamp(max=trie.level_start.shape[1] - 1)],
+            self.mode == SPAN,
+            trie.level_start[self.etype, self.level.clamp(max=trie.level_start.shape[1] - 1)],
             torch.where(self.mode == DONE, trie.close_ids[self.etype], 0),
         )
         bit_row = torch.where(self.mode == SPAN, self.table * trie.n_nodes + self.node, 0)
-        nonempty = (trie.type_nonempty.long() << torch.arange(trie.type_nonempty.shape[0], device=trie.device)).sum()
+        nonempty = (
+            trie.type_nonempty.long() << torch.arange(trie.type_nonempty.shape[0], device=trie.device)
+        ).sum()
         openable = torch.where(self.items_left > 0, self.open_types & nonempty, 0)
         return self.mode, window_start, bit_row, openable
 
-    def mask_(self, logits: torch.Tensor, trie: ItemTrie, bits: torch.Tensor | None = None,
-              backend: str | None = None) -> torch.Tensor:
+    def mask_(
+        self,
+        logits: torch.Tensor,
+        trie: ItemTrie,
+        bits: torch.Tensor | None = None,
+        backend: str | None = None,
+    ) -> torch.Tensor:
         """Write `-inf` into `logits` [rows, vocab] where the state forbids a token (fused kernel)."""
         vocab = trie.vocab
-        return sid_mask_(logits, *self.kernel_args(trie), trie.alive_bits if bits is None else bits,
-                         vocab.base_size, vocab.span_start, len(vocab.blocks), backend=backend)
+        return sid_mask_(
+            logits,
+            *self.kernel_args(trie),
+            trie.alive_bits if bits is None else bits,
+            vocab.base_size,
+            vocab.span_start,
+            len(vocab.blocks),
+            backend=backend,
+        )
 
     def bitmask(self, trie: ItemTrie, vocab_size: int, bits: torch.Tensor | None = None) -> torch.Tensor:
         """The packed allowed-token bitmask [rows, ceil(vocab_size/32)] (xgrammar / vLLM layout)."""
         vocab = trie.vocab
-        return sid_bitmask(*self.kernel_args(trie), trie.alive_bits if bits is None else bits,
-                           vocab.base_size, vocab.span_start, len(vocab.blocks), vocab_size)
+        return sid_bitmask(
+            *self.kernel_args(trie),
+            trie.alive_bits if bits is None else bits,
+            vocab.base_size,
+            vocab.span_start,
+            len(vocab.blocks),
+            vocab_size,
+        )
 
 
 def _describe(trie: ItemTrie, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -176,8 +211,9 @@ class Candidates:
     window_start: torch.Tensor  # [rows]
 
 
-def constrain(logits: torch.Tensor, state: DecodeState, trie: ItemTrie, bits: torch.Tensor | None = None
-              ) -> Candidates:
+def constrain(
+    logits: torch.Tensor, state: DecodeState, trie: ItemTrie, bits: torch.Tensor | None = None
+) -> Candidates:
     """Constrain one step without touching whole rows: the cheap path of neo's own decoding loop.
 
     Free-text rows get `-inf` over the SID region `[base_size, vocab)` except their openable open tokens
@@ -185,13 +221,13 @@ def constrain(logits: torch.Tensor, state: DecodeState, trie: ItemTrie, bits: to
     span row's token from its window (`pick_tokens`) is the same as choosing it from a fully masked row.
     """
     mode, window_start, bit_row, openable = state.kernel_args(trie)
-    vocab = trie.vocab
     table = trie.alive_bits if bits is None else bits
-    sid_region = logits[:, vocab.base_size:]
-    region_ids = torch.arange(vocab.base_size, logits.shape[1], device=logits.device)
-    kind, ttype, _, _ = _describe(trie, region_ids)
-    open_ok = (kind == 1) & (((openable.unsqueeze(1) >> ttype) & 1) == 1)
-    sid_region.masked_fill_((mode == FREE).unsqueeze(1) & ~open_ok, float("-inf"))
+    free = (mode == FREE).unsqueeze(1)
+    type_ids = torch.arange(trie.open_ids.shape[0], device=logits.device)
+    saved_opens = logits[:, trie.open_ids]
+    logits[:, trie.vocab.base_size :].masked_fill_(free, float("-inf"))
+    may_open = free & (((openable.unsqueeze(1) >> type_ids) & 1) == 1)
+    logits[:, trie.open_ids] = torch.where(may_open, saved_opens, logits[:, trie.open_ids])
     positions = window_start.unsqueeze(1) + torch.arange(trie.window, device=logits.device)
     window = logits.gather(1, positions.clamp(max=logits.shape[1] - 1))
     shifts = torch.arange(32, device=logits.device)
@@ -199,9 +235,15 @@ def constrain(logits: torch.Tensor, state: DecodeState, trie: ItemTrie, bits: to
     return Candidates(window.masked_fill(~allowed, float("-inf")), window_start)
 
 
-def pick_tokens(logits: torch.Tensor, candidates: Candidates, state: DecodeState, trie: ItemTrie,
-                do_sample: bool = False, temperature: float = 1.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def pick_tokens(
+    logits: torch.Tensor,
+    candidates: Candidates,
+    state: DecodeState,
+    trie: ItemTrie,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Next token per row: from the window in a span, the close token when done, the row otherwise."""
     if do_sample:
         row_choice = _sample(logits, temperature, generator)

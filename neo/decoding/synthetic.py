@@ -19,7 +19,9 @@ def random_sid_tables(vocab: SIDVocab, items: Mapping[str, int], seed: int = 0) 
         sizes = np.asarray(vocab.block(name).codebook_sizes, dtype=np.int64)
         capacity = int(np.prod(sizes))
         if count > capacity:
-            raise ValueError(f"type {name!r}: {count} items do not fit codebooks {tuple(sizes)} ({capacity} codes)")
+            raise ValueError(
+                f"type {name!r}: {count} items do not fit codebooks {tuple(sizes)} ({capacity} codes)"
+            )
         flat = rng.choice(capacity, size=count, replace=False)
         strides = np.cumprod(np.r_[sizes[1:], 1][::-1])[::-1]
         codes = (flat[:, None] // strides) % sizes
@@ -32,7 +34,16 @@ def tiny_llama(vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 2
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     return LlamaForCausalLM(config).eval()

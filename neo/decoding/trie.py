@@ -76,8 +76,9 @@ class ItemTrie:
 
     # ----- construction -----------------------------------------------------------------------
     @classmethod
-    def build(cls, vocab: SIDVocab, tables: Mapping[str, SIDTable],
-              device: torch.device | str = "cpu") -> ItemTrie:
+    def build(
+        cls, vocab: SIDVocab, tables: Mapping[str, SIDTable], device: torch.device | str = "cpu"
+    ) -> ItemTrie:
         """Build the tries of all `tables` (types absent from `tables` get an empty trie), vectorised."""
         for name in tables:
             vocab.block(name)  # raises a KeyError naming the known types
@@ -88,8 +89,10 @@ class ItemTrie:
         for block in vocab.blocks.values():
             table = tables.get(block.name)
             if table is not None and tuple(table.codebook_sizes) != block.codebook_sizes:
-                raise ValueError(f"SID table {block.name!r} has codebook sizes {table.codebook_sizes}, "
-                                 f"the vocabulary expects {block.codebook_sizes}")
+                raise ValueError(
+                    f"SID table {block.name!r} has codebook sizes {table.codebook_sizes}, "
+                    f"the vocabulary expects {block.codebook_sizes}"
+                )
             codes = table.codes if table is not None else np.zeros((0, block.levels), np.int32)
             part = _build_type(block.name, codes, words, max_levels, node_base, leaf_base)
             parts.append(part)
@@ -117,11 +120,15 @@ class ItemTrie:
             item_ids[block.name] = table.item_ids if table is not None else []
             leaf_of_row[block.name] = part["leaf_of_row"]
         word_bits = bits & MASK32
-        word_counts = torch.from_numpy(np.bitwise_count(word_bits.cpu().numpy().astype(np.uint32)).astype(np.int64))
+        word_counts = torch.from_numpy(
+            np.bitwise_count(word_bits.cpu().numpy().astype(np.uint32)).astype(np.int64)
+        )
         as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64)).to(device)  # noqa: E731
         return cls(
-            vocab=vocab, words=words,
-            bits=to_int32_words(word_bits), alive_bits=to_int32_words(word_bits),
+            vocab=vocab,
+            words=words,
+            bits=to_int32_words(word_bits),
+            alive_bits=to_int32_words(word_bits),
             rank=(torch.cumsum(word_counts, dim=1) - word_counts).to(device),
             first_child=cat("first_child", torch.int64),
             parent=torch.cat([cat("node_parent", torch.int64), cat("leaf_parent", torch.int64)]),
@@ -130,12 +137,18 @@ class ItemTrie:
             leaf_codes=cat("leaf_codes", torch.int64).view(-1, max_levels),
             type_root=as_tensor([p["node_base"] for p in parts]),
             type_nonempty=torch.tensor([p["n_leaves"] > 0 for p in parts], device=device),
-            n_levels=layout["n_levels"].long(), level_start=layout["level_start"].long(),
-            open_ids=layout["open_ids"].long(), close_ids=layout["close_ids"].long(),
-            sid_kind=as_tensor(kind), sid_type=as_tensor(stype), sid_level=as_tensor(slevel),
+            n_levels=layout["n_levels"].long(),
+            level_start=layout["level_start"].long(),
+            open_ids=layout["open_ids"].long(),
+            close_ids=layout["close_ids"].long(),
+            sid_kind=as_tensor(kind),
+            sid_type=as_tensor(stype),
+            sid_level=as_tensor(slevel),
             sid_code=as_tensor(scode),
-            leaf_offset=leaf_offset, leaf_row=np.concatenate([p["leaf_row"] for p in parts]),
-            item_ids=item_ids, leaf_of_row=leaf_of_row,
+            leaf_offset=leaf_offset,
+            leaf_row=np.concatenate([p["leaf_row"] for p in parts]),
+            item_ids=item_ids,
+            leaf_of_row=leaf_of_row,
         )
 
     # ----- sizes and lookups ------------------------------------------------------------------
@@ -174,7 +187,9 @@ class ItemTrie:
         child = self.first_child[node] + self.rank[node, word_index] + popcount32(below)
         return child.clamp(0, max(self.n_nodes, self.n_leaves) - 1)
 
-    def has_child(self, node: torch.Tensor, code: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+    def has_child(
+        self, node: torch.Tensor, code: torch.Tensor, bits: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Whether `code` may follow `node` (broadcast) under `bits` (default: `alive_bits`)."""
         table = self.alive_bits if bits is None else bits
         return ((table[node, code >> 5].long() >> (code & 31)) & 1).bool()
@@ -244,8 +259,9 @@ class ItemTrie:
         return dataclasses.replace(self, leaf_alive=leaf_alive, alive_bits=self.bits_for_alive(leaf_alive))
 
 
-def _build_type(name: str, codes: np.ndarray, words: int, max_levels: int, node_base: int,
-                leaf_base: int) -> dict[str, np.ndarray | int]:
+def _build_type(
+    name: str, codes: np.ndarray, words: int, max_levels: int, node_base: int, leaf_base: int
+) -> dict[str, np.ndarray | int]:
     """Numpy arrays of one type's trie, with ids already offset by `node_base` / `leaf_base`."""
     n, levels = codes.shape
     order = np.lexsort(codes.T[::-1]) if n else np.zeros(0, np.int64)
@@ -257,11 +273,15 @@ def _build_type(name: str, codes: np.ndarray, words: int, max_levels: int, node_
         starts[1:, 1:] = np.logical_or.accumulate(ordered[1:] != ordered[:-1], axis=1)
         duplicated = np.flatnonzero(~starts[1:, levels])
         if duplicated.size:
-            raise ValueError(f"SID table {name!r}: code {tuple(ordered[duplicated[0] + 1])} is used by more than "
-                             "one item; resolve collisions before building the trie")
+            raise ValueError(
+                f"SID table {name!r}: code {tuple(ordered[duplicated[0] + 1])} is used by more than "
+                "one item; resolve collisions before building the trie"
+            )
     local = np.cumsum(starts, axis=0) - 1  # [n, levels+1]: index of the row's node within its level
     per_level = local[-1] + 1 if n else np.r_[1, np.zeros(levels, np.int64)]
-    level_offset = node_base + np.concatenate([[0], np.cumsum(per_level[:levels])])  # global id of level l node 0
+    level_offset = node_base + np.concatenate(
+        [[0], np.cumsum(per_level[:levels])]
+    )  # global id of level l node 0
     n_nodes = int(per_level[:levels].sum())
     bit_sum = np.zeros(n_nodes * words, dtype=np.float64)
     first_child = np.zeros(n_nodes, dtype=np.int64)
@@ -273,11 +293,14 @@ def _build_type(name: str, codes: np.ndarray, words: int, max_levels: int, node_
         parent = local[edge, level] + level_offset[level]
         code = ordered[edge, level]
         # distinct (parent, code) edges: a float sum of distinct powers of two is exact and equals an OR
-        bit_sum += np.bincount((parent - node_base) * words + (code >> 5), weights=2.0 ** (code & 31),
-                               minlength=n_nodes * words)
+        bit_sum += np.bincount(
+            (parent - node_base) * words + (code >> 5), weights=2.0 ** (code & 31), minlength=n_nodes * words
+        )
         first = starts[:, level]
         child_base = leaf_base if level == levels - 1 else level_offset[level + 1]
-        first_child[local[first, level] + level_offset[level] - node_base] = local[first, level + 1] + child_base
+        first_child[local[first, level] + level_offset[level] - node_base] = (
+            local[first, level + 1] + child_base
+        )
         if level == levels - 1:
             leaf_parent[:] = parent
         else:
@@ -288,10 +311,17 @@ def _build_type(name: str, codes: np.ndarray, words: int, max_levels: int, node_
     leaf_of_row = np.empty(n, dtype=np.int64)
     leaf_of_row[order] = leaf_base + np.arange(n)
     return {
-        "n_nodes": n_nodes, "n_leaves": n, "node_base": node_base, "leaf_base": leaf_base,
-        "bits": bit_sum.astype(np.int64), "first_child": first_child, "node_parent": node_parent,
-        "node_code": node_code, "leaf_parent": leaf_parent,
+        "n_nodes": n_nodes,
+        "n_leaves": n,
+        "node_base": node_base,
+        "leaf_base": leaf_base,
+        "bits": bit_sum.astype(np.int64),
+        "first_child": first_child,
+        "node_parent": node_parent,
+        "node_code": node_code,
+        "leaf_parent": leaf_parent,
         "leaf_code": ordered[:, levels - 1] if n else np.zeros(0, np.int64),
-        "leaf_codes": leaf_codes.reshape(-1), "leaf_row": order.astype(np.int64), "leaf_of_row": leaf_of_row,
+        "leaf_codes": leaf_codes.reshape(-1),
+        "leaf_row": order.astype(np.int64),
+        "leaf_of_row": leaf_of_row,
     }
-

@@ -59,7 +59,9 @@ def write_random_checkpoint(out_dir: str | os.PathLike, catalog_dir: str | os.Pa
     tokenizer.save_pretrained(out)
     vocab.save(out)
     save_tables(out / SIDS_DIR, tables)
-    write_json(out / "neo.json", {"dataset": {"name": catalog.name, "path": str(Path(catalog_dir).resolve())},
-                                  "stage": "random", "seed": seed})
+    write_json(out / "neo.json", {  # the layout `neo run train` writes (dataset name, stage, resolved config)
+        "dataset": catalog.name, "stage": "random",
+        "config": {"data": {"name": catalog.name, "path": str(Path(catalog_dir).resolve())}, "seed": seed},
+    })
     return out
 

@@ -154,19 +154,20 @@ def collaborative_embed(catalog: Catalog, item_ids: Sequence[str], dim: int = 64
     n = len(index)
     if not pairs:
         raise ValueError(f"{catalog.root}: collaborative embedder found no co-occurring items in training histories")
-    (a, b), counts = zip(*pairs.items(), strict=True), np.fromiter(pairs.values(), dtype=np.float64)
-    cooc = sp.csr_matrix((np.log1p(counts), (a, b)), shape=(n, n))
+    index_pairs = np.asarray(list(pairs), dtype=np.int64)
+    counts = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
+    cooc = sp.csr_matrix((np.log1p(counts), (index_pairs[:, 0], index_pairs[:, 1])), shape=(n, n))
     vectors = truncated_svd(cooc, dim, seed)
     linked: dict[str, list[int]] = {}
     for source, targets in catalog.links.items():
         for ids in targets.values():
             for target in ids:
                 linked.setdefault(target, []).append(index[source])
+    has_signal = np.diff(cooc.indptr) > 0
     out = np.zeros((len(item_ids), vectors.shape[1]), np.float32)
     for row, item in enumerate(item_ids):
-        own = vectors[index[item]]
-        if np.any(own):
-            out[row] = own
+        if has_signal[index[item]]:
+            out[row] = vectors[index[item]]
         elif item in linked:
             out[row] = vectors[linked[item]].mean(axis=0)
     return _normalise(out)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from neo.data.catalog import Catalog
 from neo.data.splits import target_of
 from neo.sids.table import SIDTable
-from neo.tasks.prompts import DEFAULT_STYLE, PLAIN, ChatFormat, HistoryLine, HistoryStyle
+from neo.tasks.prompts import DEFAULT_STYLE, PLAIN, ChatFormat, HistoryLine, HistoryStyle, history_lines
 from neo.vocab import SIDVocab
 
 if TYPE_CHECKING:
@@ -132,8 +132,23 @@ class TaskContext:
         return [x for x in self.split.train.get(user, ()) if x.item in self.span]
 
     def lines(self, interactions: Sequence[Interaction]) -> list[HistoryLine]:
-        """Interactions as the prompt renders them."""
+        """Interactions as the prompt builders take them."""
         return [HistoryLine(self.span[x.item], float(x.timestamp), x.context or {}) for x in interactions]
+
+    def history_text(self, user: str, start: int, end: int) -> str:
+        """`history_block` of `train_history(user)[start:end]`, from lines rendered once per user.
+
+        A line's text depends only on its own interaction and the previous one (the day gap), so a
+        window is the gap-less form of its first line followed by the ordinary forms of the rest.
+        """
+        key = ("history", user)
+        if key not in self.memo:
+            lines = self.lines(self.train_history(user))
+            self.memo[key] = ([history_lines([x], self.style)[0] for x in lines], history_lines(lines, self.style))
+        first, later = self.memo[key]
+        if not 0 <= start < end <= len(later):
+            raise IndexError(f"history window [{start}, {end}) outside user {user!r}'s {len(later)} items")
+        return "\n".join([first[start], *later[start + 1:end]])
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import zlib
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from neo.data.catalog import Catalog, cache_root
@@ -44,7 +46,7 @@ SPAN_LOSS_TASKS = ("rec_sequence",)
 EXAMPLE_FEATURES = datasets.Features({name: datasets.Value("string") for name in ("prompt", "completion", "task",
                                                                                    "meta")})
 PIPELINE_VERSION = "1"
-MIN_KEYS_PER_WORKER = 256  # below this, starting a worker process costs more than it saves
+MIN_KEYS_PER_WORKER = 20_000  # below this, shipping the context to a worker costs more than it saves
 IGNORE_INDEX = -100
 
 
@@ -78,10 +80,21 @@ def history_style(catalog: Catalog, cfg: Mapping[str, Any]) -> HistoryStyle:
 
 # ----- examples ---------------------------------------------------------------------------------
 class _ExampleBuilder:
-    """The batched `map` function: a batch of keys -> the examples of those keys (row count changes)."""
+    """The batched `map` function: a batch of keys -> the examples of those keys (row count changes).
+
+    `datasets` ships the function to each worker with dill, whose pure-Python pickler takes ~10x
+    longer than `pickle` on the context's large dicts; the state is therefore pickled as one
+    `pickle` blob that dill only copies.
+    """
 
     def __init__(self, ctx: TaskContext, task: Task, cfg: Mapping[str, Any], seed: int):
         self.ctx, self.task, self.cfg, self.seed = ctx, task, cfg, seed
+
+    def __getstate__(self) -> dict[str, bytes]:
+        return {"blob": pickle.dumps((self.ctx, self.task, self.cfg, self.seed), protocol=pickle.HIGHEST_PROTOCOL)}
+
+    def __setstate__(self, state: dict[str, bytes]) -> None:
+        self.ctx, self.task, self.cfg, self.seed = pickle.loads(state["blob"])
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"prompt": [], "completion": [], "task": [], "meta": []}
@@ -199,7 +212,9 @@ def check_leakage(ctx: TaskContext, ds: datasets.Dataset) -> list[int]:
     """
     bad = []
     reachable: dict[str, set[str]] = {}
-    for row, (task, meta) in enumerate(zip(ds["task"], ds["meta"], strict=True)):
+    table = _flat(ds).data
+    tasks, metas = table.column("task").to_pylist(), table.column("meta").to_pylist()
+    for row, (task, meta) in enumerate(zip(tasks, metas, strict=True)):
         if task not in USER_TASKS:
             continue
         info = json.loads(meta)
@@ -266,7 +281,7 @@ def tokenize_examples(ds: datasets.Dataset, tokenizer: Any, max_length: int, num
                        new_fingerprint=_fingerprint("tokens", ds._fingerprint, tokenizer.name_or_path,
                                                     len(tokenizer), end_text, max_length),
                        desc="tokenising")
-    lengths = np.fromiter((len(x) for x in tokenized["input_ids"]), dtype=np.int64, count=len(tokenized))
+    lengths = np.diff(_list_column(tokenized, "input_ids")[1])
     keep = np.flatnonzero(lengths <= max_length)
     if len(keep) < len(tokenized):
         dropped = len(tokenized) - len(keep)
@@ -303,6 +318,18 @@ def pack_plan(lengths: Sequence[int], max_length: int) -> list[list[int]]:
     return rows
 
 
+def _flat(ds: datasets.Dataset) -> datasets.Dataset:
+    """`ds` with any selection applied to its Arrow table (a no-op when there is none)."""
+    return ds.flatten_indices() if ds._indices is not None else ds
+
+
+def _list_column(ds: datasets.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (flat values, offsets) straight from Arrow: no per-row Python objects."""
+    column = _flat(ds).data.column(name).combine_chunks()
+    offsets = column.offsets.to_numpy()
+    return column.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]], offsets - offsets[0]
+
+
 def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset:
     """Fixed-length rows of several examples: input_ids, labels, attention_mask, position_ids.
 
@@ -311,29 +338,41 @@ def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset
     path reads the same position ids). The padding tail has attention_mask 0 and labels -100 and
     counts 0, 1, 2... like one more example, so it forms a single label-free segment.
     """
-    ids, labels = ds["input_ids"], ds["labels"]
-    plan = pack_plan([len(x) for x in ids], max_length)
-    out: dict[str, list] = {"input_ids": [], "labels": [], "attention_mask": [], "position_ids": []}
-    for group in tqdm(plan, desc="packing", unit="row", disable=len(plan) < 10_000):
-        row_ids = np.full(max_length, pad_id, dtype=np.int64)
-        row_labels = np.full(max_length, IGNORE_INDEX, dtype=np.int64)
-        mask = np.zeros(max_length, dtype=np.int64)
-        positions = np.zeros(max_length, dtype=np.int64)
-        cursor = 0
-        for index in group:
-            n = len(ids[index])
-            row_ids[cursor:cursor + n] = ids[index]
-            row_labels[cursor:cursor + n] = labels[index]
-            mask[cursor:cursor + n] = 1
-            positions[cursor:cursor + n] = np.arange(n)
-            cursor += n
-        positions[cursor:] = np.arange(max_length - cursor)
-        out["input_ids"].append(row_ids)
-        out["labels"].append(row_labels)
-        out["attention_mask"].append(mask)
-        out["position_ids"].append(positions)
-    features = datasets.Features({k: datasets.Sequence(datasets.Value("int64")) for k in out})
-    return datasets.Dataset.from_dict(out, features=features)
+    ids, offsets = _list_column(ds, "input_ids")
+    labels, _ = _list_column(ds, "labels")
+    lengths = np.diff(offsets)
+    plan = pack_plan(lengths.tolist(), max_length)
+    rows = len(plan)
+    # One vectorised scatter: example e (in plan order) goes to flat slot row * max_length + cursor.
+    order = np.fromiter((i for group in plan for i in group), dtype=np.int64, count=len(lengths))
+    row_of = np.repeat(np.arange(rows), [len(group) for group in plan])
+    if rows * max_length >= 2**31:
+        raise ValueError(f"{rows} packed rows of {max_length} tokens exceed Arrow's 32-bit list offsets; "
+                         "build the stage in parts")
+    sizes = lengths[order]
+    within = np.cumsum(sizes) - sizes  # start of each example in the concatenation
+    per_row = [len(group) for group in plan]
+    first_in_row = np.r_[0, np.cumsum(per_row)[:-1]].astype(np.int64)
+    cursor = within - np.repeat(within[first_in_row], per_row)  # start of each example inside its row
+    total = int(sizes.sum())
+    step = np.arange(total) - np.repeat(within, sizes)  # position inside the example
+    dest = np.repeat(row_of * max_length + cursor, sizes) + step
+    src = np.repeat(offsets[order], sizes) + step
+    out_ids = np.full(rows * max_length, pad_id, dtype=np.int64)
+    out_labels = np.full(rows * max_length, IGNORE_INDEX, dtype=np.int64)
+    mask = np.zeros(rows * max_length, dtype=np.int64)
+    out_ids[dest], out_labels[dest], mask[dest] = ids[src], labels[src], 1
+    # Padding tails count 0, 1, 2... too: positions restart wherever a new example or the tail begins.
+    used = np.bincount(row_of, weights=sizes, minlength=rows).astype(np.int64)
+    starts = np.concatenate([row_of * max_length + cursor, np.flatnonzero(used < max_length) * max_length
+                             + used[used < max_length]])
+    segment_start = np.zeros(rows * max_length, dtype=np.int64)
+    segment_start[starts] = starts
+    positions = np.arange(rows * max_length) - np.maximum.accumulate(segment_start)
+    row_offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * max_length)
+    columns = {"input_ids": out_ids, "labels": out_labels, "attention_mask": mask, "position_ids": positions}
+    table = pa.table({name: pa.ListArray.from_arrays(row_offsets, pa.array(values)) for name, values in columns.items()})
+    return datasets.Dataset(table, fingerprint=_fingerprint("packed", ds._fingerprint, max_length, pad_id))
 
 
 def segment_ids(position_ids: Any, attention_mask: Any) -> Any:

@@ -44,7 +44,9 @@ def derived_profile(ctx: TaskContext, history: Sequence[Any], top: int = 3) -> s
 
 
 def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> list[Example]:
-    history = ctx.train_history(user)[-int(cfg.get("max_history", 30)):]
+    full = ctx.train_history(user)
+    start = max(0, len(full) - int(cfg.get("max_history", 30)))
+    history = full[start:]
     if not history:
         return []
     given = _profile_texts(ctx).get(user)
@@ -52,8 +54,8 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
         return []
     completion = given if given is not None else derived_profile(ctx, history, int(cfg.get("top", 3)))
     rng = rng_for(seed, "profile", user)
-    prompt = profile_prompt(ctx.lines(history), chat=ctx.chat, template=rng.randrange(len(templates("profile"))),
-                            style=ctx.style)
+    prompt = profile_prompt(ctx.history_text(user, start, len(full)), chat=ctx.chat,
+                            template=rng.randrange(len(templates("profile"))))
     return [Example(prompt, completion, "profile", {
         "user": user, "source": "table" if given is not None else "derived", "items": [x.item for x in history],
     })]

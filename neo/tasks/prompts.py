@@ -399,8 +399,9 @@ def history_lines(history: Sequence[HistoryLine | str], style: HistoryStyle = DE
     return lines
 
 
-def history_block(history: Sequence[HistoryLine | str], style: HistoryStyle = DEFAULT_STYLE) -> str:
-    return "\n".join(history_lines(history, style))
+def history_block(history: Sequence[HistoryLine | str] | str, style: HistoryStyle = DEFAULT_STYLE) -> str:
+    """The history as prompt text; a `str` is taken as an already-rendered block and returned as is."""
+    return history if isinstance(history, str) else "\n".join(history_lines(history, style))
 
 
 # ----- instruction composition ------------------------------------------------------------------
@@ -431,7 +432,7 @@ def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def recommend_prompt(history: Sequence[HistoryLine | str], target_type: str, k: int = 1,
+def recommend_prompt(history: Sequence[HistoryLine | str] | str, target_type: str, k: int = 1,
                      output_format: OutputFormat = "ids", familiarity: Familiarity | None = None, *,
                      chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train",
                      phrasing: int = 0, style: HistoryStyle = DEFAULT_STYLE) -> str:
@@ -456,7 +457,7 @@ def search_prompt(query: str, target_type: str, k: int = 1, output_format: Outpu
     return chat.wrap(_join(instruction, controls))
 
 
-def recsplain_prompt(history: Sequence[HistoryLine | str], target_type: str, *,
+def recsplain_prompt(history: Sequence[HistoryLine | str] | str, target_type: str, *,
                      chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train",
                      style: HistoryStyle = DEFAULT_STYLE) -> str:
     """History -> one item of `target_type` (as a SID span) followed by a short explanation."""
@@ -465,7 +466,7 @@ def recsplain_prompt(history: Sequence[HistoryLine | str], target_type: str, *,
     return chat.wrap(f"{instruction}\n\n{HISTORY_HEADER}\n{history_block(history, style)}")
 
 
-def profile_prompt(history: Sequence[HistoryLine | str], *, chat: ChatFormat = PLAIN,
+def profile_prompt(history: Sequence[HistoryLine | str] | str, *, chat: ChatFormat = PLAIN,
                    template: int | str = 0, pool: Pool = "train", style: HistoryStyle = DEFAULT_STYLE) -> str:
     """History -> a natural-language profile of the user's interests."""
     instruction = _instruction("profile", template, pool)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from neo.tasks.base import Example, Task, TaskContext, rng_for
-from neo.tasks.prompts import history_block, rec_sequence_prompt, templates
+from neo.tasks.prompts import rec_sequence_prompt, templates
 
 
 def keys(ctx: TaskContext, cfg: Mapping[str, Any]) -> list[str]:
@@ -20,12 +20,14 @@ def keys(ctx: TaskContext, cfg: Mapping[str, Any]) -> list[str]:
 
 
 def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> list[Example]:
-    history = ctx.train_history(user)[-int(cfg.get("max_history", 50)):]
+    full = ctx.train_history(user)
+    start = max(0, len(full) - int(cfg.get("max_history", 50)))
+    history = full[start:]
     if len(history) < int(cfg.get("min_history", 2)):
         return []
     rng = rng_for(seed, "rec_sequence", user)
     prompt = rec_sequence_prompt(chat=ctx.chat, template=rng.randrange(len(templates("rec_sequence"))))
-    completion = history_block(ctx.lines(history), ctx.style)
+    completion = ctx.history_text(user, start, len(full))
     return [Example(prompt, completion, "rec_sequence", {"user": user, "items": [x.item for x in history]})]
 
 

@@ -58,7 +58,8 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
         chosen = [positions[-1], *rng.sample(positions[:-1], min(len(positions) - 1,
                                                                  int(cfg.get("examples_per_user", 1)) - 1))]
         for j in chosen:
-            context = history[max(0, j - max_items):j]
+            start = max(0, j - max_items)
+            context = history[start:j]
             seen = {t for x in context if (t := ctx.target(x.item, entity_type)) is not None}
             upcoming = forward_targets(ctx, history, j, entity_type)
             familiarity = None
@@ -68,7 +69,7 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
             answer = upcoming[: rng.choice(k_choices)]
             output_format = weighted_choice(rng, formats, "tasks.recommend.formats")
             prompt = recommend_prompt(
-                ctx.lines(context), entity_type, len(answer), output_format, familiarity, chat=ctx.chat,
+                ctx.history_text(user, start, j), entity_type, len(answer), output_format, familiarity, chat=ctx.chat,
                 template=rng.randrange(len(templates("recommend"))),
                 phrasing=rng.randrange(max(len(FORMAT_PHRASES["ids"]["train"]),
                                            len(FAMILIARITY_PHRASES["familiar"]["train"]))),

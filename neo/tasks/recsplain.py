@@ -50,9 +50,10 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
     if not types:
         return []
     entity_type = rng.choice(types)
-    context = history[-1 - max_items:-1]
+    start = max(0, len(history) - 1 - max_items)
+    context = history[start:-1]
     target = ctx.target(history[-1].item, entity_type)
-    prompt = recsplain_prompt(ctx.lines(context), entity_type, chat=ctx.chat,
+    prompt = recsplain_prompt(ctx.history_text(user, start, len(history) - 1), entity_type, chat=ctx.chat,
                               template=rng.randrange(len(templates("recsplain"))), style=ctx.style)
     completion = f"{ctx.span[target]}\n{explanation(ctx, target, context, int(cfg.get('max_text_chars', 160)))}"
     return [Example(prompt, completion, "recsplain", {

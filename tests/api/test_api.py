@@ -12,6 +12,7 @@ import pytest
 from neo.api import (
     DescribeUserRequest,
     GenerateRequest,
+    HistoryEntry,
     Limits,
     Neo,
     NeoInputError,
@@ -19,6 +20,8 @@ from neo.api import (
     SearchRequest,
     TextResult,
 )
+from neo.decoding.filters import ItemFilters
+from neo.tasks.prompts import HistoryLine, profile_prompt, recommend_prompt
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +140,7 @@ def test_one_bad_request_does_not_fail_its_batch(neo_model: Neo) -> None:
 def test_checkpoint_without_catalog_says_where_it_looked(tiny_checkpoint: Path, tmp_path: Path) -> None:
     moved = tmp_path / "ckpt"
     shutil.copytree(tiny_checkpoint, moved)
-    (moved / "neo.json").write_text('{"dataset": {"name": "demo", "path": "/nowhere"}, "stage": "instruct"}')
+    (moved / "neo.json").write_text('{"dataset": "demo", "stage": "instruct", "config": {"data": {"path": "/nowhere"}}}')
     with pytest.raises(FileNotFoundError, match="catalog/dataset.yaml"):
         Neo.from_pretrained(moved)
 
@@ -146,3 +149,37 @@ def test_import_neo_stays_light_and_exports_neo_lazily() -> None:
     code = ("import sys, neo; assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
             "from neo.api import Neo; assert neo.Neo is Neo")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_prompts_are_the_training_builders_output(neo_model: Neo) -> None:
+    first, second = history_of(neo_model, 2)
+    span = {i: neo_model.item(i).sid for i in (first, second)}
+    request = RecommendRequest([HistoryEntry(first, 1_600_000_000.0, {"surface": "app"}),
+                                HistoryEntry(second, 1_600_000_000.0 + 3 * 86400, {"surface": "car"})],
+                               "show", k=5, discovery="unfamiliar")
+    expected = recommend_prompt([HistoryLine(span[first], 1_600_000_000.0, {"surface": "app"}),
+                                 HistoryLine(span[second], 1_600_000_000.0 + 3 * 86400, {"surface": "car"})],
+                                "show", 5, "ids", "unfamiliar", chat=neo_model.chat, style=neo_model.style)
+    assert neo_model._prompt(request) == expected
+    assert neo_model.chat.prefix in expected and expected.endswith(neo_model.chat.suffix)
+
+
+def test_history_is_cut_to_the_trained_length(neo_model: Neo) -> None:
+    history = history_of(neo_model, 6)
+    neo_model.prompt_history["profile"] = 2
+    try:
+        cut = neo_model._prompt(DescribeUserRequest(history))
+    finally:
+        del neo_model.prompt_history["profile"]
+    assert cut == profile_prompt([HistoryLine(neo_model.item(i).sid) for i in history[-2:]], chat=neo_model.chat,
+                                 style=neo_model.style)
+
+
+def test_filters_restrict_the_answer(neo_model: Neo) -> None:
+    allowed = neo_model.tables["artist"].item_ids[:4]
+    items = neo_model.recommend(history_of(neo_model, 3), "artist", k=4, filters=ItemFilters(allow=allowed))
+    assert sorted(i.item_id for i in items) == sorted(allowed)
+    denied = neo_model.recommend(history_of(neo_model, 3), "artist", k=10, filters=ItemFilters(deny=allowed))
+    assert not {i.item_id for i in denied} & set(allowed)
+    with pytest.raises(NeoInputError, match=r"filters.allow\[1\]: unknown item 'nope'"):
+        neo_model.recommend(history_of(neo_model, 3), "artist", filters=ItemFilters(allow=[allowed[0], "nope"]))

@@ -13,8 +13,13 @@ def base_tables() -> dict[str, list[dict[str, Any]]]:
     """A valid three-type catalog: two products linked to a brand and a category, two users."""
     return {
         "items": [
-            {"id": "p1", "type": "product", "title": "Red mug", "text": "A mug", "links": {"brand": ["b1"],
-                                                                                           "category": ["c1"]}},
+            {
+                "id": "p1",
+                "type": "product",
+                "title": "Red mug",
+                "text": "A mug",
+                "links": {"brand": ["b1"], "category": ["c1"]},
+            },
             {"id": "p2", "type": "product", "title": "Blue mug", "links": {"brand": ["b1"]}},
             {"id": "b1", "type": "brand", "title": "MugCo"},
             {"id": "c1", "type": "category", "title": "Kitchen"},
@@ -29,8 +34,12 @@ def base_tables() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def write_dataset(root: Path, tables: dict[str, list[Any]], types: tuple[str, ...] = ("product", "brand", "category"),
-                  raw_lines: dict[str, list[str]] | None = None) -> Path:
+def write_dataset(
+    root: Path,
+    tables: dict[str, list[Any]],
+    types: tuple[str, ...] = ("product", "brand", "category"),
+    raw_lines: dict[str, list[str]] | None = None,
+) -> Path:
     """Write JSONL tables (records, or `raw_lines` verbatim for malformed input) and a dataset.yaml."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset.yaml").write_text(yaml.safe_dump({"name": "t", "entity_types": list(types)}))

@@ -16,10 +16,18 @@ from neo.data.validate import validate
 def _amazon_source(root: Path) -> Path:
     root.mkdir()
     items = {
-        "0": {"title": "Staple gun", "description": "Drives staples.", "brand": "Stanley",
-              "categories": "Tools,Fasteners,Staples"},
-        "1": {"title": "Staples 1/2 inch", "description": "", "brand": "Stanley",
-              "categories": "Tools,Fasteners,Staples"},
+        "0": {
+            "title": "Staple gun",
+            "description": "Drives staples.",
+            "brand": "Stanley",
+            "categories": "Tools,Fasteners,Staples",
+        },
+        "1": {
+            "title": "Staples 1/2 inch",
+            "description": "",
+            "brand": "Stanley",
+            "categories": "Tools,Fasteners,Staples",
+        },
         "2": {"title": "Pipette", "description": "Glass.", "brand": "", "categories": "Lab,Glassware"},
         "3": {"title": "Gloves", "description": "Nitrile.", "brand": "Ansell", "categories": ""},
     }
@@ -28,16 +36,29 @@ def _amazon_source(root: Path) -> Path:
     return root
 
 
-def test_amazon_conversion_exact(tmp_path: Path) -> None:
-    out = convert("amazon", _amazon_source(tmp_path / "src"), tmp_path / "out", progress=False)
+@pytest.mark.parametrize("table_format", ["jsonl", "parquet"])
+def test_amazon_conversion_exact(tmp_path: Path, table_format: str) -> None:
+    out = convert(
+        "amazon",
+        _amazon_source(tmp_path / "src"),
+        tmp_path / "out",
+        progress=False,
+        table_format=table_format,
+    )
+    assert (out / f"items.{table_format}").exists()
     assert validate(out) == {
-        "users": 3, "interactions": 9, "items": {"product": 4, "brand": 2, "category": 5}, "queries": 0,
+        "users": 3,
+        "interactions": 9,
+        "items": {"product": 4, "brand": 2, "category": 5},
+        "queries": 0,
         "interactions_by_type": {"product": 9},
     }
     catalog = Catalog.load(out)
     product = catalog.item("1")
-    assert product["links"] == {"brand": ["brand:Stanley"], "category": [
-        "category:Tools", "category:Tools > Fasteners", "category:Tools > Fasteners > Staples"]}
+    assert product["links"] == {
+        "brand": ["brand:Stanley"],
+        "category": ["category:Tools", "category:Tools > Fasteners", "category:Tools > Fasteners > Staples"],
+    }
     assert product["text"] == "Brand: Stanley. Category: Tools > Fasteners > Staples"  # empty description
     assert catalog.item("2")["links"] == {"category": ["category:Lab", "category:Lab > Glassware"]}
     assert catalog.item("3")["links"] == {"brand": ["brand:Ansell"]}
@@ -78,12 +99,15 @@ def test_s3rec_conversion_with_sids(tmp_path: Path) -> None:
     assert external == {"1": ["<a_1>", "<b_2>"], "2": ["<a_1>", "<b_3>"], "3": ["<a_4>", "<b_2>"]}
 
 
-@pytest.mark.parametrize(("sids", "problem"), [
-    ({"0": ["<a_1>"], "1": ["<a_2>"]}, "1 item(s) have no SIDs, e.g. item '3'"),
-    ({"0": ["<a_1>"], "1": ["<a_2>"], "2": ["<a_3>", "<b_1>"]}, "inconsistent number of levels"),
-    ({"0": ["<a_1>"], "1": ["<a_2>"], "2": ["<a_3>"], "7": ["<a_9>"]}, "name no catalog item"),
-    ({"0": ["<a_1>"], "1": "<a_2>", "2": ["<a_3>"]}, "expected a non-empty list of code strings"),
-])
+@pytest.mark.parametrize(
+    ("sids", "problem"),
+    [
+        ({"0": ["<a_1>"], "1": ["<a_2>"]}, "1 item(s) have no SIDs, e.g. item '3'"),
+        ({"0": ["<a_1>"], "1": ["<a_2>"], "2": ["<a_3>", "<b_1>"]}, "inconsistent number of levels"),
+        ({"0": ["<a_1>"], "1": ["<a_2>"], "2": ["<a_3>"], "7": ["<a_9>"]}, "name no catalog item"),
+        ({"0": ["<a_1>"], "1": "<a_2>", "2": ["<a_3>"]}, "expected a non-empty list of code strings"),
+    ],
+)
 def test_s3rec_sid_problems(tmp_path: Path, sids: dict, problem: str) -> None:
     src = _s3rec_source(tmp_path / "src", sids)
     with pytest.raises(CatalogError, match=re.escape(problem)):
@@ -107,6 +131,10 @@ def test_real_amazon14_beauty(shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "amazon14_beauty"
     out = convert("s3rec", src, tmp_path / "beauty", sids=src / "letter_sids.json", progress=False)
     summary = validate(out)
-    assert (summary["users"], summary["items"], summary["interactions"]) == (22363, {"product": 12101}, 198502)
+    assert (summary["users"], summary["items"], summary["interactions"]) == (
+        22363,
+        {"product": 12101},
+        198502,
+    )
     external = json.loads((out / "external_sids" / "product.json").read_text())
     assert len(external) == 12101 and external["1"] == ["<a_183>", "<b_70>", "<c_232>", "<d_6>"]

@@ -16,7 +16,8 @@ from .helpers import base_tables, write_dataset
 sequences_strategy = st.dictionaries(
     st.text(alphabet="uvw", min_size=1, max_size=3),
     st.lists(st.integers(0, 50), min_size=1, max_size=12).map(
-        lambda stamps: [Interaction(f"i{s % 7}", float(t), {}) for s, t in enumerate(sorted(stamps))]),
+        lambda stamps: [Interaction(f"i{s % 7}", float(t), {}) for s, t in enumerate(sorted(stamps))]
+    ),
     max_size=8,
 )
 
@@ -63,8 +64,10 @@ def test_temporal_default_cut_offs_are_percentiles() -> None:
 
 def _catalog(tmp_path: Path, protocol: dict | None = None) -> Catalog:
     tables = base_tables()
-    tables["interactions"] += [{"user": "u1", "item": "p1", "timestamp": 3, "context": {"surface": "home"}},
-                               {"user": "u1", "item": "p2", "timestamp": 0}]
+    tables["interactions"] += [
+        {"user": "u1", "item": "p1", "timestamp": 3, "context": {"surface": "home"}},
+        {"user": "u1", "item": "p2", "timestamp": 0},
+    ]
     root = write_dataset(tmp_path / "d", tables)
     if protocol:
         spec = yaml.safe_load((root / "dataset.yaml").read_text())

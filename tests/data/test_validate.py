@@ -21,7 +21,10 @@ from .helpers import base_tables, write_dataset
 def test_valid_catalog_summary(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "ok", base_tables())
     assert validate(root) == {
-        "users": 2, "interactions": 3, "items": {"product": 2, "brand": 1, "category": 1}, "queries": 1,
+        "users": 2,
+        "interactions": 3,
+        "items": {"product": 2, "brand": 1, "category": 1},
+        "queries": 1,
         "interactions_by_type": {"product": 3},
     }
 
@@ -93,7 +96,8 @@ def test_link_to_item_of_wrong_type(tmp_path: Path) -> None:
     tables = base_tables()
     tables["items"][1]["links"] = {"brand": ["c1"]}
     assert "items.jsonl:2: links.brand names 'c1', which is a 'category' item" in _error(
-        write_dataset(tmp_path / "d", tables))
+        write_dataset(tmp_path / "d", tables)
+    )
 
 
 def test_link_with_undeclared_type(tmp_path: Path) -> None:
@@ -113,14 +117,19 @@ def test_blank_lines_do_not_shift_reported_lines(tmp_path: Path) -> None:
     lines = [json.dumps(r) for r in tables.pop("items")]
     lines.insert(1, "")
     lines.append(json.dumps({"id": "p1", "type": "product", "title": "dup"}))
-    assert "items.jsonl:6: duplicate item id 'p1'" in _error(write_dataset(tmp_path / "d", tables,
-                                                                           raw_lines={"items": lines}))
+    assert "items.jsonl:6: duplicate item id 'p1'" in _error(
+        write_dataset(tmp_path / "d", tables, raw_lines={"items": lines})
+    )
 
 
 def _with_embeddings(tmp_path: Path, vectors: list[object]) -> Path:
     root = write_dataset(tmp_path / "d", base_tables())
-    (root / "embeddings.jsonl").write_text("".join(json.dumps({"id": i, "vector": v}) + "\n"
-                                                   for i, v in zip(["p1", "p2", "b1"], vectors, strict=False)))
+    (root / "embeddings.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "vector": v}) + "\n"
+            for i, v in zip(["p1", "p2", "b1"], vectors, strict=False)
+        )
+    )
     return root
 
 
@@ -143,7 +152,9 @@ def test_embedding_with_wrong_dimension(tmp_path: Path) -> None:
 
 def test_embedding_of_unknown_item(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "d", base_tables())
-    pq.write_table(pa.table({"id": ["p1", "x9"], "vector": [[1.0, 2.0], [3.0, 4.0]]}), root / "embeddings.parquet")
+    pq.write_table(
+        pa.table({"id": ["p1", "x9"], "vector": [[1.0, 2.0], [3.0, 4.0]]}), root / "embeddings.parquet"
+    )
     assert "embeddings.parquet: row 1: unknown item 'x9'" in _error(root)
 
 
@@ -177,8 +188,10 @@ def test_parquet_empty_title_located_by_row(tmp_path: Path) -> None:
     table = pq.read_table(root / "items.parquet")
     titles = table.column("title").to_pylist()
     titles[3] = ""
-    pq.write_table(table.set_column(table.schema.get_field_index("title"), "title", pa.array(titles)),
-                   root / "items.parquet")
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("title"), "title", pa.array(titles)),
+        root / "items.parquet",
+    )
     assert "items.parquet: row 3: field 'title' must not be empty" in _error(root)
 
 

@@ -51,8 +51,11 @@ def test_links_are_consistent(demo_dir: Path) -> None:
 
 def test_object_fields_are_canonical_json(demo_dir: Path) -> None:
     """The world writes JSON by hand for speed; it must equal what normalise_record would store."""
-    for table, fields in (("items", ("attributes", "links")), ("profiles", ("attributes",)),
-                          ("users", ("attributes",))):
+    for table, fields in (
+        ("items", ("attributes", "links")),
+        ("profiles", ("attributes",)),
+        ("users", ("attributes",)),
+    ):
         for line in (demo_dir / f"{table}.jsonl").read_text().splitlines():
             record = json.loads(line)
             for name in fields:
@@ -121,4 +124,14 @@ def test_learnable_signal_next_item_beats_popularity(tmp_path: Path) -> None:
     assert len(goals) > 1000
     popular_recall = _recall_at_10(split, goals, lambda history: top)
     sequential_recall = _recall_at_10(split, goals, next_item)
-    assert sequential_recall >= 2 * popular_recall and sequential_recall > 0.2, (popular_recall, sequential_recall)
+    assert sequential_recall >= 2 * popular_recall and sequential_recall > 0.2, (
+        popular_recall,
+        sequential_recall,
+    )
+
+
+def test_item_count_scale_writes_parquet_that_validates(tmp_path: Path) -> None:
+    root = generate_world(tmp_path / "w", seed=2, scale=2_000)
+    assert (root / "items.parquet").exists() and not (root / "items.jsonl").exists()
+    summary = validate(root)
+    assert sum(summary["items"].values()) == 2_000 and summary["users"] == 500

@@ -23,9 +23,15 @@ class BigramLM(torch.nn.Module):
         self.table = torch.randn(vocab_size, vocab_size, generator=torch.Generator().manual_seed(seed)) * 3
         self.calls = 0
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, cache: object = None, use_cache: bool = True,
-                logits_to_keep: int = 0) -> CausalLMOutputWithPast:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: object = None,
+        use_cache: bool = True,
+        logits_to_keep: int = 0,
+    ) -> CausalLMOutputWithPast:
         self.calls += 1
         return CausalLMOutputWithPast(logits=self.table[input_ids], cache=_NoCache())
 

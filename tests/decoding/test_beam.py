@@ -46,7 +46,9 @@ def test_scores_equal_brute_force(bigram, vocab, tables, trie, mode: str) -> Non
             assert math.isclose(hit.score, expected[hit.item_id], abs_tol=1e-4)
             assert tables[entity_type].code_of(hit.item_id) == hit.codes
     if mode == "allowed":  # a distribution over the type's items
-        everything = beam_search_items(bigram, prompts[:1], None, trie, ["a"], k=17, beam_width=60, score_mode=mode)
+        everything = beam_search_items(
+            bigram, prompts[:1], None, trie, ["a"], k=17, beam_width=60, score_mode=mode
+        )
         assert math.isclose(sum(math.exp(h.score) for h in everything[0]), 1.0, rel_tol=1e-4)
 
 
@@ -61,8 +63,17 @@ def test_exclusions_and_filters(bigram, tables, trie) -> None:
     plain = beam_search_items(bigram, torch.tensor([[1]]), None, trie, ["b"], k=13, beam_width=60)[0]
     banned = [h.item_id for h in plain[:3]]
     allow = [h.item_id for h in plain[2:8]]
-    hits = beam_search_items(bigram, torch.tensor([[1], [1]]), None, trie, ["b", "b"], k=10, beam_width=60,
-                             exclude=[banned, []], filters=[None, ItemFilters(allow=allow, deny=[allow[0]])])
+    hits = beam_search_items(
+        bigram,
+        torch.tensor([[1], [1]]),
+        None,
+        trie,
+        ["b", "b"],
+        k=10,
+        beam_width=60,
+        exclude=[banned, []],
+        filters=[None, ItemFilters(allow=allow, deny=[allow[0]])],
+    )
     assert hits[0] == plain[3:]
     assert not set(banned) & {h.item_id for h in hits[0]}
     assert [h.item_id for h in hits[1]] == allow[1:]  # fewer than k: only five items remain

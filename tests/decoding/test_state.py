@@ -6,20 +6,23 @@ import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neo.kernels import DONE, FREE, SPAN
 
 from neo.decoding.state import DecodeState, constrain, pick_tokens, row_type_masks
 from neo.decoding.trie import ItemTrie
-from neo.kernels import DONE, FREE, SPAN
 from neo.sids.table import SIDTable
 from neo.vocab import SIDVocab
 
 # text 0..4; pad 5..31; open/close a = 32/33, b = 34/35; a: level 0 at 64 (3 codes), level 1 at 96 (2 codes);
 # b: one level at 128 (2 codes)
 TINY = SIDVocab(5, {"a": [3, 2], "b": [2]})
-TINY_TRIE = ItemTrie.build(TINY, {
-    "a": SIDTable("a", ["a01", "a20", "a21"], np.array([[0, 1], [2, 0], [2, 1]]), [3, 2]),
-    "b": SIDTable("b", ["b1"], np.array([[1]]), [2]),
-})
+TINY_TRIE = ItemTrie.build(
+    TINY,
+    {
+        "a": SIDTable("a", ["a01", "a20", "a21"], np.array([[0, 1], [2, 0], [2, 1]]), [3, 2]),
+        "b": SIDTable("b", ["b1"], np.array([[1]]), [2]),
+    },
+)
 
 
 def allowed_after(history: list[int], types: list[str], items_left: int | None = None) -> list[int]:

@@ -62,7 +62,11 @@ def test_type_without_table_is_empty() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=3), fill=st.floats(0.05, 1.0), seed=st.integers(0, 99))
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    fill=st.floats(0.05, 1.0),
+    seed=st.integers(0, 99),
+)
 def test_every_item_reachable_and_nothing_else(sizes: list[int], fill: float, seed: int) -> None:
     vocab = SIDVocab(7, {"t": sizes, "u": [5, 2]})
     count = max(1, int(fill * min(int(np.prod(sizes)), 300)))

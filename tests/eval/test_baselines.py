@@ -24,6 +24,12 @@ def test_recommend_excludes_and_never_returns_more_than_the_catalog() -> None:
     assert model.recommend([["x"]], k=10, exclude=[["c", "a"]]) == [["b", "d", "e"]]
 
 
+def test_rank_with_exclusion_skips_excluded_items_and_misses_excluded_targets() -> None:
+    model = Popularity(ITEMS).fit([["c", "c", "b"]])
+    ranks = model.rank([["c"], ["c"]], ["b", "c"], exclude=[["c"], ["c"]])
+    assert ranks.tolist() == [0, -1]
+
+
 def test_first_order_cooccurrence_is_a_markov_chain() -> None:
     model = Cooccurrence(ITEMS, window=1, recency_decay=0.0, symmetric_weight=0.0)
     model.fit([["a", "b"], ["a", "b"], ["a", "c"], ["d", "e"]])

@@ -9,11 +9,11 @@ os.environ["TRITON_INTERPRET"] = "1"  # before any Triton kernel module is impor
 import numpy as np
 import pytest
 import torch
+from neo.kernels import DONE, FREE, SPAN, UNCONSTRAINED, apply_token_bitmask_, sid_mask_
 
 from neo.decoding.state import DecodeState, row_type_masks
 from neo.decoding.synthetic import random_sid_tables
 from neo.decoding.trie import ItemTrie
-from neo.kernels import DONE, FREE, SPAN, UNCONSTRAINED, apply_token_bitmask_, sid_mask_
 from neo.vocab import SIDVocab
 
 VOCAB = SIDVocab(37, {"a": [5, 3], "b": [40, 2, 7]})  # odd sizes, a 2-word level, types of different depth
@@ -36,7 +36,9 @@ def random_rows(rng: np.random.Generator, rows: int) -> tuple[torch.Tensor, list
     return torch.tensor(histories), allowed
 
 
-def oracle_allowed(history: list[int], allowed_types: list[str], vocab_size: int, unconstrained: bool) -> set[int]:
+def oracle_allowed(
+    history: list[int], allowed_types: list[str], vocab_size: int, unconstrained: bool
+) -> set[int]:
     """Allowed next tokens computed from the SID tables directly, independent of the trie."""
     if unconstrained:
         return set(range(vocab_size))
@@ -44,7 +46,7 @@ def oracle_allowed(history: list[int], allowed_types: list[str], vocab_size: int
         for depth in range(block.levels + 1):
             if len(history) < depth + 1 or history[-depth - 1] != block.open_id:
                 continue
-            codes = [VOCAB.describe(t) for t in history[len(history) - depth:]]
+            codes = [VOCAB.describe(t) for t in history[len(history) - depth :]]
             if not all(c[0] == "code" and c[1] == name and c[2] == i for i, c in enumerate(codes)):
                 continue
             prefix = [c[3] for c in codes]
@@ -59,7 +61,9 @@ def states(seed: int, rows: int = 24) -> tuple[DecodeState, torch.Tensor, list[l
     rng = np.random.default_rng(seed)
     histories, allowed = random_rows(rng, rows)
     unconstrained = torch.from_numpy(rng.random(rows) < 0.15)
-    state = DecodeState.from_suffix(histories, TRIE, row_type_masks(TRIE, allowed, rows)).unconstrain(unconstrained)
+    state = DecodeState.from_suffix(histories, TRIE, row_type_masks(TRIE, allowed, rows)).unconstrain(
+        unconstrained
+    )
     return state, histories, allowed, unconstrained
 
 
@@ -105,11 +109,14 @@ def test_triton_sid_mask_matches_torch(dtype: torch.dtype, layout: str) -> None:
 @pytest.mark.parametrize("indices", [None, [4, 0, 7]])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_triton_bitmask_apply_matches_torch(dtype: torch.dtype, layout: str, indices: list[int] | None) -> None:
+def test_triton_bitmask_apply_matches_torch(
+    dtype: torch.dtype, layout: str, indices: list[int] | None
+) -> None:
     vocab_size, rows = 1000 + 37, 9
     generator = torch.Generator().manual_seed(0)
-    bitmask = torch.randint(-(2**31), 2**31 - 1, (rows, -(-vocab_size // 32)), dtype=torch.int32,
-                            generator=generator)
+    bitmask = torch.randint(
+        -(2**31), 2**31 - 1, (rows, -(-vocab_size // 32)), dtype=torch.int32, generator=generator
+    )
     index = None if indices is None else torch.tensor(indices)
     logits = strided(rows, vocab_size, dtype, layout)
     reference = apply_token_bitmask_(logits.clone(), bitmask, index, backend="torch")
@@ -139,5 +146,11 @@ def test_packed_bitmask_equals_fused_mask(seed: int) -> None:
 def test_fused_mask_rejects_a_vocabulary_without_sid_tokens() -> None:
     state, histories, *_ = states(0)
     with pytest.raises(ValueError, match="fewer than the SID vocabulary"):
-        sid_mask_(torch.zeros(len(histories), VOCAB.base_size), *state.kernel_args(TRIE), TRIE.alive_bits,
-                  VOCAB.base_size, VOCAB.span_start, 2)
+        sid_mask_(
+            torch.zeros(len(histories), VOCAB.base_size),
+            *state.kernel_args(TRIE),
+            TRIE.alive_bits,
+            VOCAB.base_size,
+            VOCAB.span_start,
+            2,
+        )

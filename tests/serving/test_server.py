@@ -155,6 +155,18 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_request(server: str
     assert count < 2 * len(bodies), "concurrent requests should have shared model batches"
 
 
+def test_history_entries_and_filters(server: str, tables: dict) -> None:
+    first, second = history(tables, 2)
+    allowed = tables["show"].item_ids[:3]
+    body = {"history": [{"item": first, "timestamp": 1.6e9, "context": {"surface": "app"}}, second],
+            "target_type": "show", "k": 3, "filters": {"allow": allowed}}
+    response = httpx.post(f"{server}/v1/recommend", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    assert sorted(i["item_id"] for i in response.json()["items"]) == sorted(allowed)
+    bad = httpx.post(f"{server}/v1/recommend", json=body | {"filters": {"deny": ["ghost"]}}, timeout=60)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "filters", "deny", 0]
+
+
 def test_auth_is_off_by_default(server: str) -> None:
     assert httpx.get(f"{server}/v1/catalog").status_code == 200
 

@@ -46,9 +46,9 @@ def test_tfidf_handles_fewer_texts_than_dimensions() -> None:
 
 def test_collaborative_vectors_follow_co_interaction_and_links(tiny_catalog_dir: Path) -> None:
     catalog = Catalog.load(tiny_catalog_dir)
-    products, key = embed_items(catalog, catalog.item_ids("product"), EmbedderConfig(name="collaborative", dim=8))
-    assert products.shape == (48, 8)
-    brands, _ = embed_items(catalog, catalog.item_ids("brand"), EmbedderConfig(name="collaborative", dim=8))
+    products, key = embed_items(catalog, catalog.item_ids("product"), EmbedderConfig(name="collaborative", dim=32))
+    assert products.shape == (48, 32)
+    brands, _ = embed_items(catalog, catalog.item_ids("brand"), EmbedderConfig(name="collaborative", dim=32))
     assert np.allclose(np.linalg.norm(brands, axis=1), 1.0, atol=1e-5)  # brands inherit their products' vectors
     topic = np.repeat(np.arange(4), 12)
     sims = products @ products.T

@@ -103,7 +103,9 @@ def test_pack_rows_keep_tokens_labels_and_boundaries(ctx, plain_tokenizer, tasks
         ids, labels = np.asarray(row["input_ids"]), np.asarray(row["labels"])
         mask, positions = np.asarray(row["attention_mask"]), np.asarray(row["position_ids"])
         assert len(ids) == 512
-        assert (labels[mask == 0] == IGNORE_INDEX).all()
+        assert (labels[mask == 0] == IGNORE_INDEX).all() and (ids[mask == 0] == tokenizer.pad_token_id).all()
+        tail = int((mask == 0).sum())
+        assert (mask[: 512 - tail] == 1).all() and positions[512 - tail:].tolist() == list(range(tail))
         segments = segment_ids(positions, mask)
         for s in range(1, segments.max() + 1):
             recovered.append(tuple(ids[segments == s].tolist()))

@@ -138,3 +138,13 @@ def test_meta_is_json(setup):
     for ds in setup[4].values():
         for meta in ds["meta"]:
             assert isinstance(json.loads(meta)["items"], list)
+
+
+def test_history_text_equals_rendering_each_window(ctx):
+    from neo.tasks.prompts import history_block
+
+    for user in ctx.train_users[:5]:
+        history = ctx.train_history(user)
+        for start in range(len(history)):
+            for end in range(start + 1, len(history) + 1):
+                assert ctx.history_text(user, start, end) == history_block(ctx.lines(history[start:end]), ctx.style)
