@@ -15,14 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from neo.eval.metrics import (
+    DEFAULT_KS,
+    catalog_validity,
+    flat_keys,
+    latency_summary,
+    rank_metrics,
+    set_metrics,
+    steerability,
+    term_overlap,
+)
 from tqdm.auto import tqdm
 
 from neo.data.splits import Split, targets
 from neo.decoding.beam import beam_search_items
 from neo.decoding.generate import ItemSegment, MixedOutput, generate_mixed
 from neo.decoding.trie import ItemTrie
-from neo.eval.metrics import (DEFAULT_KS, catalog_validity, flat_keys, latency_summary, rank_metrics,
-                              set_metrics, steerability, term_overlap)
 from neo.tasks.base import TaskContext
 from neo.tasks.prompts import profile_prompt, recommend_prompt, recsplain_prompt, search_prompt
 from neo.tasks.search import queries as search_queries

@@ -10,7 +10,6 @@ assigning every item its codes. Target on a 2-core CPU: neo <= 60 s for 1M x 384
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing as mp
 import time
@@ -70,8 +69,9 @@ def run_neo(x: np.ndarray, cfg: BenchSIDsConfig) -> np.ndarray:
     from neo.sids.config import QuantizerConfig
     from neo.sids.quantize import fit_residual_kmeans
 
-    model = fit_residual_kmeans(x, QuantizerConfig(levels=cfg.levels, codebook_size=cfg.codebook_size,
-                                                   niter=cfg.niter, seed=cfg.seed))
+    model = fit_residual_kmeans(
+        x, QuantizerConfig(levels=cfg.levels, codebook_size=cfg.codebook_size, niter=cfg.niter, seed=cfg.seed)
+    )
     return model.encode(x)
 
 
@@ -85,7 +85,9 @@ def run_torch_baseline(x: np.ndarray, cfg: BenchSIDsConfig) -> np.ndarray:
     for level in range(cfg.levels):
         centroids = residual[torch.randperm(len(residual), generator=generator)[: cfg.codebook_size]].clone()
         for _ in range(cfg.niter + 1):  # the last pass is the final assignment
-            assign = torch.cat([torch.cdist(chunk, centroids).argmin(dim=1) for chunk in residual.split(65_536)])
+            assign = torch.cat(
+                [torch.cdist(chunk, centroids).argmin(dim=1) for chunk in residual.split(65_536)]
+            )
             sums = torch.zeros_like(centroids).index_add_(0, assign, residual)
             counts = torch.bincount(assign, minlength=cfg.codebook_size).clamp(min=1).unsqueeze(1)
             centroids = torch.where(counts > 0, sums / counts, centroids)
@@ -101,9 +103,15 @@ def _measure(method: str, cfg: BenchSIDsConfig, results: mp.Queue) -> None:
     codes = run_neo(x, cfg) if method == "neo" else run_torch_baseline(x, cfg)
     seconds = time.perf_counter() - start
     distinct = len(np.unique(codes, axis=0))
-    results.put({"method": method, "seconds": round(seconds, 2),
-                 "peak_mb_over_data": round(_memory_mb("VmHWM") - resident, 1),
-                 "data_mb": round(x.nbytes / 2**20, 1), "collision_rate": round(1 - distinct / len(codes), 4)})
+    results.put(
+        {
+            "method": method,
+            "seconds": round(seconds, 2),
+            "peak_mb_over_data": round(_memory_mb("VmHWM") - resident, 1),
+            "data_mb": round(x.nbytes / 2**20, 1),
+            "collision_rate": round(1 - distinct / len(codes), 4),
+        }
+    )
 
 
 def measure(method: str, cfg: BenchSIDsConfig) -> dict:
@@ -129,12 +137,16 @@ class BenchSIDsRecipe:
         report = {"config": asdict(cfg), "results": rows}
         if cfg.baseline:
             report["speedup"] = round(rows[1]["seconds"] / rows[0]["seconds"], 2)
-            report["memory_ratio"] = round(rows[1]["peak_mb_over_data"] / max(rows[0]["peak_mb_over_data"], 1e-9), 2)
+            report["memory_ratio"] = round(
+                rows[1]["peak_mb_over_data"] / max(rows[0]["peak_mb_over_data"], 1e-9), 2
+            )
         print(f"residual k-means {cfg.levels} x {cfg.codebook_size} on {cfg.items:,} x {cfg.dim} float32")
         print(f"{'method':<8}{'seconds':>10}{'peak MB over data':>20}{'collision rate':>16}")
         for row in rows:
-            print(f"{row['method']:<8}{row['seconds']:>10.2f}{row['peak_mb_over_data']:>20.1f}"
-                  f"{row['collision_rate']:>16.4f}")
+            print(
+                f"{row['method']:<8}{row['seconds']:>10.2f}{row['peak_mb_over_data']:>20.1f}"
+                f"{row['collision_rate']:>16.4f}"
+            )
         if cfg.baseline:
             print(f"torch / neo: {report['speedup']}x time, {report['memory_ratio']}x peak memory")
         if cfg.output:

@@ -20,7 +20,7 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from transformers import (LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments)
+from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
 from neo.io import write_json
 from neo.tasks import pack
@@ -29,7 +29,9 @@ from neo.training import Engine, TrainSettings, collate
 log = logging.getLogger(__name__)
 
 
-def short_examples(count: int, vocab_size: int, min_length: int, max_length: int, seed: int) -> datasets.Dataset:
+def short_examples(
+    count: int, vocab_size: int, min_length: int, max_length: int, seed: int
+) -> datasets.Dataset:
     """Prompt + answer rows of uniform random length, loss on the answer half (like task examples)."""
     rng = np.random.default_rng(seed)
     rows: dict[str, list] = {"input_ids": [], "labels": [], "attention_mask": []}
@@ -37,18 +39,25 @@ def short_examples(count: int, vocab_size: int, min_length: int, max_length: int
         n = int(rng.integers(min_length, max_length + 1))
         ids = rng.integers(1, vocab_size, n).tolist()
         rows["input_ids"].append(ids)
-        rows["labels"].append([-100] * (n // 2) + ids[n // 2:])
+        rows["labels"].append([-100] * (n // 2) + ids[n // 2 :])
         rows["attention_mask"].append([1] * n)
     return datasets.Dataset.from_dict(rows)
 
 
 def tiny_model(model_cfg: DictConfig, vocab_size: int, seed: int) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(
-        vocab_size=vocab_size, hidden_size=model_cfg.hidden_size, num_hidden_layers=model_cfg.num_layers,
-        num_attention_heads=model_cfg.num_heads, num_key_value_heads=model_cfg.num_kv_heads,
-        intermediate_size=model_cfg.intermediate_size, max_position_embeddings=model_cfg.max_position_embeddings,
-        tie_word_embeddings=model_cfg.tie_word_embeddings))
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=model_cfg.hidden_size,
+            num_hidden_layers=model_cfg.num_layers,
+            num_attention_heads=model_cfg.num_heads,
+            num_key_value_heads=model_cfg.num_kv_heads,
+            intermediate_size=model_cfg.intermediate_size,
+            max_position_embeddings=model_cfg.max_position_embeddings,
+            tie_word_embeddings=model_cfg.tie_word_embeddings,
+        )
+    )
 
 
 class _Clock(TrainerCallback):
@@ -67,28 +76,58 @@ def real_tokens(rows: datasets.Dataset, order: list[int]) -> int:
     return int(sum(sum(rows[i]["attention_mask"]) for i in order))
 
 
-def bench_hf_trainer(model: LlamaForCausalLM, rows: datasets.Dataset, bench: DictConfig, out: Path) -> dict[str, float]:
+def bench_hf_trainer(
+    model: LlamaForCausalLM, rows: datasets.Dataset, bench: DictConfig, out: Path
+) -> dict[str, float]:
     """HF Trainer with the same AdamW, schedule shape and batches (sequential sampler, padding per batch)."""
     clock = _Clock(bench.warmup_steps)
     args = TrainingArguments(
-        output_dir=str(out / "hf_trainer"), per_device_train_batch_size=bench.micro_batch_size,
-        max_steps=bench.warmup_steps + bench.steps, learning_rate=1e-3, lr_scheduler_type="cosine", warmup_steps=1,
-        max_grad_norm=1.0, logging_steps=10**9, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False, seed=bench.seed,
-        train_sampling_strategy="sequential", bf16=torch.cuda.is_available())
-    trainer = Trainer(model=model, args=args, train_dataset=rows, callbacks=[clock],
-                      data_collator=lambda batch: {k: v for k, v in collate(batch, pad_id=0).items() if k != "real_tokens"})
+        output_dir=str(out / "hf_trainer"),
+        per_device_train_batch_size=bench.micro_batch_size,
+        max_steps=bench.warmup_steps + bench.steps,
+        learning_rate=1e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=1,
+        max_grad_norm=1.0,
+        logging_steps=10**9,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        seed=bench.seed,
+        train_sampling_strategy="sequential",
+        bf16=torch.cuda.is_available(),
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        callbacks=[clock],
+        data_collator=lambda batch: {k: v for k, v in collate(batch, pad_id=0).items() if k != "real_tokens"},
+    )
     trainer.train()
-    measured = range(bench.warmup_steps * bench.micro_batch_size, (bench.warmup_steps + bench.steps) * bench.micro_batch_size)
+    measured = range(
+        bench.warmup_steps * bench.micro_batch_size,
+        (bench.warmup_steps + bench.steps) * bench.micro_batch_size,
+    )
     tokens = real_tokens(rows, [i % len(rows) for i in measured])
     return {"tokens_per_s": tokens / (clock.end - clock.start), "seconds": clock.end - clock.start}
 
 
-def bench_neo(model: LlamaForCausalLM, rows: datasets.Dataset, micro_batch_size: int, bench: DictConfig,
-              out: Path) -> dict[str, float]:
+def bench_neo(
+    model: LlamaForCausalLM, rows: datasets.Dataset, micro_batch_size: int, bench: DictConfig, out: Path
+) -> dict[str, float]:
     """neo's Engine (ZeRO-0) on `rows`; tokens/s from its own metrics over the steps after warm-up."""
-    settings = TrainSettings(lr=1e-3, micro_batch_size=micro_batch_size, max_steps=bench.warmup_steps + bench.steps,
-                             warmup_steps=1, log_every=bench.warmup_steps, seed=bench.seed)
+    settings = TrainSettings(
+        lr=1e-3,
+        micro_batch_size=micro_batch_size,
+        max_steps=bench.warmup_steps + bench.steps,
+        warmup_steps=1,
+        log_every=bench.warmup_steps,
+        seed=bench.seed,
+    )
     engine = Engine(model, rows, out, settings, {"stage": 0}, pad_id=0, progress=False)
     metrics = engine.train()
     # log_every = warmup_steps, so the records after the first cover exactly the measured steps
@@ -100,20 +139,37 @@ def bench_neo(model: LlamaForCausalLM, rows: datasets.Dataset, micro_batch_size:
 def main(cfg: DictConfig) -> None:
     bench, out = cfg.bench, Path(cfg.output_dir)
     rows = short_examples(bench.examples, bench.vocab_size, bench.min_length, bench.max_length, bench.seed)
-    results = {"hf_trainer": bench_hf_trainer(tiny_model(cfg.model, bench.vocab_size, bench.seed), rows, bench, out)}
-    results["neo"] = bench_neo(tiny_model(cfg.model, bench.vocab_size, bench.seed), rows, bench.micro_batch_size,
-                               bench, out / "neo")
+    results = {
+        "hf_trainer": bench_hf_trainer(tiny_model(cfg.model, bench.vocab_size, bench.seed), rows, bench, out)
+    }
+    results["neo"] = bench_neo(
+        tiny_model(cfg.model, bench.vocab_size, bench.seed), rows, bench.micro_batch_size, bench, out / "neo"
+    )
     packed = pack(rows, bench.pack_length, pad_id=0)
     slots = bench.micro_batch_size * bench.max_length  # token slots of an unpacked batch at its longest
-    results["neo_packed"] = bench_neo(tiny_model(cfg.model, bench.vocab_size, bench.seed), packed,
-                                      max(1, slots // bench.pack_length), bench, out / "neo_packed")
+    results["neo_packed"] = bench_neo(
+        tiny_model(cfg.model, bench.vocab_size, bench.seed),
+        packed,
+        max(1, slots // bench.pack_length),
+        bench,
+        out / "neo_packed",
+    )
     results["ratio_neo"] = results["neo"]["tokens_per_s"] / results["hf_trainer"]["tokens_per_s"]
-    results["ratio_neo_packed"] = results["neo_packed"]["tokens_per_s"] / results["hf_trainer"]["tokens_per_s"]
-    results["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
+    results["ratio_neo_packed"] = (
+        results["neo_packed"]["tokens_per_s"] / results["hf_trainer"]["tokens_per_s"]
+    )
+    results["device"] = (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
+    )
     write_json(out / "bench_training.json", results)
-    log.info("tokens/s  hf_trainer %.0f | neo %.0f (x%.2f) | neo packed %.0f (x%.2f)",
-             results["hf_trainer"]["tokens_per_s"], results["neo"]["tokens_per_s"], results["ratio_neo"],
-             results["neo_packed"]["tokens_per_s"], results["ratio_neo_packed"])
+    log.info(
+        "tokens/s  hf_trainer %.0f | neo %.0f (x%.2f) | neo packed %.0f (x%.2f)",
+        results["hf_trainer"]["tokens_per_s"],
+        results["neo"]["tokens_per_s"],
+        results["ratio_neo"],
+        results["neo_packed"]["tokens_per_s"],
+        results["ratio_neo_packed"],
+    )
 
 
 if __name__ == "__main__":

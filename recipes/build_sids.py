@@ -1,6 +1,6 @@
 """Recipe: build the Semantic-ID tables of a dataset (one per entity type) into `<output_dir>/sids/`.
 
-    neo run build_sids data=<dataset dir> output_dir=<dir> [sid=fast|collaborative|byo] [sid.quantizer.levels=4]
+neo run build_sids data=<dataset dir> output_dir=<dir> [sid=fast|collaborative|byo] [sid.quantizer.levels=4]
 """
 
 from __future__ import annotations
@@ -44,11 +44,19 @@ class BuildSIDsRecipe:
         tables, report = build_sid_tables(self.catalog, self.cfg.sid, self.output_dir)
         for entity_type, numbers in report.items():
             coherence = numbers["prefix_coherence_l1"]
-            log.info("%-12s items=%-7d levels=%s collisions %.4f -> %.4f coherence_l1=%s random=%s (%.1fs)",
-                     entity_type, numbers["items"], numbers["codebook_sizes"], numbers["collision_rate_before"],
-                     numbers["collision_rate_after"], f"{coherence:.3f}" if coherence is not None else "n/a",
-                     f"{numbers['random_pair_similarity']:.3f}" if numbers["random_pair_similarity"] is not None
-                     else "n/a", numbers["seconds"])
+            log.info(
+                "%-12s items=%-7d levels=%s collisions %.4f -> %.4f coherence_l1=%s random=%s (%.1fs)",
+                entity_type,
+                numbers["items"],
+                numbers["codebook_sizes"],
+                numbers["collision_rate_before"],
+                numbers["collision_rate_after"],
+                f"{coherence:.3f}" if coherence is not None else "n/a",
+                f"{numbers['random_pair_similarity']:.3f}"
+                if numbers["random_pair_similarity"] is not None
+                else "n/a",
+                numbers["seconds"],
+            )
         log.info("SID tables written to %s", self.output_dir / "sids")
         return tables, report
 

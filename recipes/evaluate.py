@@ -18,17 +18,17 @@ from typing import Any
 
 import hydra
 import torch
+from neo.eval.baselines.base import SearchQuery
+from neo.eval.metrics import flat_keys
+from neo.eval.model_eval import EvalSettings, ModelEvaluator
+from neo.eval.report import write_report
+from neo.eval.run_baselines import run_rec_baselines, run_search_baselines, sasrec_config_from
 from omegaconf import DictConfig, OmegaConf
 
 from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
 from neo.decoding.trie import ItemTrie
-from neo.eval.baselines.base import SearchQuery
-from neo.eval.metrics import flat_keys
-from neo.eval.model_eval import EvalSettings, ModelEvaluator
-from neo.eval.report import write_report
-from neo.eval.run_baselines import run_rec_baselines, run_search_baselines, sasrec_config_from
 from neo.io import write_json
 from neo.sids.table import SIDS_DIR, load_tables
 from neo.tasks import context

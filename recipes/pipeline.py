@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 import hydra
+from neo.eval.report import summary_table
+from neo.recipes.evaluate import EvaluateRecipe
+from neo.recipes.train import TrainRecipe
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.validate import validate
-from neo.eval.report import summary_table
-from neo.recipes.evaluate import EvaluateRecipe
-from neo.recipes.train import TrainRecipe
 from neo.sids.build import build_sid_tables
 from neo.sids.table import SIDS_DIR
 

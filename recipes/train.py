@@ -24,8 +24,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from neo.data import Catalog
 from neo.model import adapt_model, load_base_model
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
-from neo.training import (Engine, TrainSettings, load_stage_checkpoint, prepare_for_stage, require_stage,
-                          save_stage_checkpoint)
+from neo.training import (
+    Engine,
+    TrainSettings,
+    load_stage_checkpoint,
+    prepare_for_stage,
+    require_stage,
+    save_stage_checkpoint,
+)
 from neo.training.engine import init_distributed
 from neo.vocab import SIDVocab
 
@@ -92,15 +98,25 @@ class TrainRecipe:
         if init_from == "base":
             model, tokenizer = load_base_model(self.cfg.model, self.catalog)
             vocab = SIDVocab(len(tokenizer), {t: table.codebook_sizes for t, table in self.tables.items()})
-            adapt_model(model, tokenizer, vocab, self.catalog, self.tables, noise_std=float(self.cfg.model.init_noise),
-                        seed=int(self.cfg.seed))
+            adapt_model(
+                model,
+                tokenizer,
+                vocab,
+                self.catalog,
+                self.tables,
+                noise_std=float(self.cfg.model.init_noise),
+                seed=int(self.cfg.seed),
+            )
             return model, tokenizer, vocab
         source = require_stage(self.output_dir / init_from, init_from, self.stage)
         model, tokenizer, vocab = load_stage_checkpoint(source)
         if {t: list(b.codebook_sizes) for t, b in vocab.blocks.items()} != {
-                t: list(table.codebook_sizes) for t, table in self.tables.items()}:
-            raise ValueError(f"{source}: its SID vocabulary does not match {self.output_dir / SIDS_DIR}; "
-                             f"were the SIDs rebuilt after stage {init_from!r}? Retrain it")
+            t: list(table.codebook_sizes) for t, table in self.tables.items()
+        }:
+            raise ValueError(
+                f"{source}: its SID vocabulary does not match {self.output_dir / SIDS_DIR}; "
+                f"were the SIDs rebuilt after stage {init_from!r}? Retrain it"
+            )
         return model, tokenizer, vocab
 
     def _setup_rows(self) -> datasets.Dataset:
@@ -108,11 +124,20 @@ class TrainRecipe:
         from neo.tasks import build_training_dataset, context
         from neo.tasks.prompts import ChatFormat
 
-        ctx = context(self.catalog, make_split(self.catalog), self.tables, self.vocab, self.cfg.tasks,
-                      ChatFormat.from_tokenizer(self.tokenizer))
+        ctx = context(
+            self.catalog,
+            make_split(self.catalog),
+            self.tables,
+            self.vocab,
+            self.cfg.tasks,
+            ChatFormat.from_tokenizer(self.tokenizer),
+        )
         # Rank 0 builds the cached rows; the others then find them under the same key.
-        rows = build_training_dataset(ctx, self.cfg.tasks, self.stage, self.tokenizer, int(self.cfg.seed)) \
-            if self.rank == 0 else None
+        rows = (
+            build_training_dataset(ctx, self.cfg.tasks, self.stage, self.tokenizer, int(self.cfg.seed))
+            if self.rank == 0
+            else None
+        )
         dist.barrier()
         if rows is None:
             rows = build_training_dataset(ctx, self.cfg.tasks, self.stage, self.tokenizer, int(self.cfg.seed))
@@ -123,29 +148,59 @@ class TrainRecipe:
             return None
         import wandb
 
-        self._wandb_run = wandb.init(project=self.cfg.logger.project, entity=self.cfg.logger.entity,
-                                     mode=self.cfg.logger.mode, tags=list(self.cfg.logger.tags),
-                                     name=f"{self.cfg.data.name}-{self.stage}", dir=str(self.output_dir),
-                                     config=OmegaConf.to_container(self.cfg, resolve=True))
+        self._wandb_run = wandb.init(
+            project=self.cfg.logger.project,
+            entity=self.cfg.logger.entity,
+            mode=self.cfg.logger.mode,
+            tags=list(self.cfg.logger.tags),
+            name=f"{self.cfg.data.name}-{self.stage}",
+            dir=str(self.output_dir),
+            config=OmegaConf.to_container(self.cfg, resolve=True),
+        )
         return lambda record: self._wandb_run.log(record, step=record["step"])
 
     def _setup_engine(self) -> Engine:
-        settings = TrainSettings.from_config({**OmegaConf.to_container(self.cfg.stage, resolve=True),
-                                              "seed": int(self.cfg.seed)})
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        return Engine(self.model, self.rows, self.stage_dir, settings, self.cfg.deepspeed.zero_optimization, pad_id,
-                      log_fn=self.log_fn, progress=bool(self.cfg.progress))
+        settings = TrainSettings.from_config(
+            {**OmegaConf.to_container(self.cfg.stage, resolve=True), "seed": int(self.cfg.seed)}
+        )
+        pad_id = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
+        return Engine(
+            self.model,
+            self.rows,
+            self.stage_dir,
+            settings,
+            self.cfg.deepspeed.zero_optimization,
+            pad_id,
+            log_fn=self.log_fn,
+            progress=bool(self.cfg.progress),
+        )
 
     def train(self) -> list[dict[str, Any]]:
         metrics = self.engine.train(resume=bool(self.cfg.resume))
         model = self.engine.export_model()
         if self.rank == 0:
-            meta = {"dataset": self.catalog.name, "stage": self.stage, "base_model": OmegaConf.to_container(self.cfg.model, resolve=True),
-                    "steps": self.engine.total_steps, "final_loss": metrics[-1]["loss"] if metrics else None,
-                    "config": OmegaConf.to_container(self.cfg, resolve=True)}
-            save_stage_checkpoint(self.stage_dir, model, self.tokenizer, self.vocab, self.output_dir / SIDS_DIR, meta)
-            log.info("stage %s: %d steps, final loss %s -> %s", self.stage, self.engine.total_steps,
-                     meta["final_loss"], self.stage_dir)
+            meta = {
+                "dataset": self.catalog.name,
+                "stage": self.stage,
+                "base_model": OmegaConf.to_container(self.cfg.model, resolve=True),
+                "steps": self.engine.total_steps,
+                "final_loss": metrics[-1]["loss"] if metrics else None,
+                "config": OmegaConf.to_container(self.cfg, resolve=True),
+            }
+            save_stage_checkpoint(
+                self.stage_dir, model, self.tokenizer, self.vocab, self.output_dir / SIDS_DIR, meta
+            )
+            log.info(
+                "stage %s: %d steps, final loss %s -> %s",
+                self.stage,
+                self.engine.total_steps,
+                meta["final_loss"],
+                self.stage_dir,
+            )
         dist.barrier()
         return metrics
 

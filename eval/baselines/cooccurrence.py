@@ -10,6 +10,8 @@ items for users whose history has no known transitions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -23,7 +25,7 @@ class Cooccurrence(Recommender):
 
     def __init__(
         self,
-        item_ids,
+        item_ids: Sequence[str],
         window: int = 3,
         gap_decay: float = 0.3,
         recency_decay: float = 0.3,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -142,7 +143,7 @@ def _length_bucketed_batches(
 class SASRec(Recommender):
     name = "sasrec"
 
-    def __init__(self, item_ids, config: SASRecConfig | None = None, progress: bool = True):
+    def __init__(self, item_ids: Sequence[str], config: SASRecConfig | None = None, progress: bool = True):
         super().__init__(item_ids)
         self.config = config or SASRecConfig()
         self.progress = progress

@@ -4,7 +4,8 @@ A dataset is a directory with `dataset.yaml` and one table per record kind, each
 `<table>.jsonl` or `<table>.parquet`:
 
 - `items`: `id`, `type`, `title`, `text`, `attributes` (object), `links` (object: entity type ->
-  list of item ids, e.g. a product's brand), `popularity` (number or null);
+  list of item ids, most general first, e.g. a product's brand or its category path root to leaf),
+  `popularity` (number or null);
 - `users`: `id`, `attributes`;
 - `interactions`: `user`, `item`, `timestamp` (number), `context` (object: surface, device, hour...);
 - `queries` (optional): `id`, `text`, `type`, `items` (relevant item ids), `split`;

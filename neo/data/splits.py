@@ -103,9 +103,12 @@ def temporal(
 
 
 def target_of(catalog: Catalog, item_id: str, entity_type: str) -> str | None:
-    """The item itself if it is of `entity_type`, else its first linked item of that type (or None).
+    """The item itself if it is of `entity_type`, else its most specific linked item of that type (or None).
 
-    E.g. a product's brand, or an episode's show: one interaction gives a target for every entity type.
+    E.g. a product's brand, its leaf category, or an episode's show: one interaction gives a target for
+    every entity type. Links of one type are listed from the most general to the most specific (a
+    category path runs root to leaf), so the last one is taken: the root category would make every
+    product's category target the same.
     """
     row = catalog.item_row.get(item_id)
     if row is None:
@@ -113,7 +116,7 @@ def target_of(catalog: Catalog, item_id: str, entity_type: str) -> str | None:
     if catalog.item_types[row] == entity_type:
         return item_id
     linked = catalog.links.get(item_id, {}).get(entity_type)
-    return linked[0] if linked else None
+    return linked[-1] if linked else None
 
 
 def targets(catalog: Catalog, split: Split, part: str, entity_type: str) -> dict[str, str]:

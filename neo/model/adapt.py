@@ -32,8 +32,9 @@ TITLE_TOKENS = 24
 def _mean_token_rows(weight: torch.Tensor, token_lists: list[list[int]]) -> torch.Tensor:
     """Row i is the mean of `weight` over token_lists[i] (the mean text row where the list is empty)."""
     flat = torch.tensor([t for tokens in token_lists for t in tokens], dtype=torch.long)
-    owner = torch.repeat_interleave(torch.arange(len(token_lists)),
-                                    torch.tensor([len(t) for t in token_lists], dtype=torch.long))
+    owner = torch.repeat_interleave(
+        torch.arange(len(token_lists)), torch.tensor([len(t) for t in token_lists], dtype=torch.long)
+    )
     sums = torch.zeros(len(token_lists), weight.shape[1]).index_add_(0, owner, weight[flat])
     counts = torch.bincount(owner, minlength=len(token_lists)).unsqueeze(1)
     means = sums / counts.clamp(min=1)
@@ -41,22 +42,33 @@ def _mean_token_rows(weight: torch.Tensor, token_lists: list[list[int]]) -> torc
     return means
 
 
-def sid_row_init(weight: torch.Tensor, tokenizer: PreTrainedTokenizerBase, vocab: SIDVocab,
-                 titles: Mapping[str, str], tables: Mapping[str, SIDTable], noise_std: float,
-                 generator: torch.Generator) -> torch.Tensor:
+def sid_row_init(
+    weight: torch.Tensor,
+    tokenizer: PreTrainedTokenizerBase,
+    vocab: SIDVocab,
+    titles: Mapping[str, str],
+    tables: Mapping[str, SIDTable],
+    noise_std: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Initial values of rows `[base_size, total_size)` given the text rows `weight[:base_size]`."""
     base = weight[: vocab.base_size].float()
     new = base.mean(0).repeat(vocab.total_size - vocab.base_size, 1)
     for entity_type, table in tables.items():
         block = vocab.block(entity_type)
-        name_rows = _mean_token_rows(base, [tokenizer.encode(entity_type.replace("_", " "),
-                                                             add_special_tokens=False)])
+        name_rows = _mean_token_rows(
+            base, [tokenizer.encode(entity_type.replace("_", " "), add_special_tokens=False)]
+        )
         new[block.open_id - vocab.base_size] = name_rows[0]
         new[block.close_id - vocab.base_size] = name_rows[0]
         if not len(table):
             continue
-        encoded = tokenizer([titles.get(item, "") for item in table.item_ids], add_special_tokens=False,
-                            truncation=True, max_length=TITLE_TOKENS)["input_ids"]
+        encoded = tokenizer(
+            [titles.get(item, "") for item in table.item_ids],
+            add_special_tokens=False,
+            truncation=True,
+            max_length=TITLE_TOKENS,
+        )["input_ids"]
         item_rows = _mean_token_rows(base, encoded)
         for level, size in enumerate(block.codebook_sizes):
             codes = torch.from_numpy(table.codes[:, level]).long()
@@ -64,23 +76,32 @@ def sid_row_init(weight: torch.Tensor, tokenizer: PreTrainedTokenizerBase, vocab
             counts = torch.bincount(codes, minlength=size).unsqueeze(1)
             rows = torch.where(counts > 0, sums / counts.clamp(min=1), item_rows.mean(0))
             start = block.level_starts[level] - vocab.base_size
-            new[start: start + size] = rows
+            new[start : start + size] = rows
     target_norm = base.norm(dim=1).mean()
     new = new / new.norm(dim=1, keepdim=True).clamp(min=1e-8) * target_norm
     noise = torch.randn(new.shape, generator=generator) * noise_std * base.std()
     return (new + noise).to(weight.dtype)
 
 
-def adapt_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, vocab: SIDVocab, catalog: Catalog,
-                tables: Mapping[str, SIDTable], noise_std: float = 0.1, seed: int = 0) -> None:
+def adapt_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    vocab: SIDVocab,
+    catalog: Catalog,
+    tables: Mapping[str, SIDTable],
+    noise_std: float = 0.1,
+    seed: int = 0,
+) -> None:
     """Attach the SID tokens to `tokenizer` and resize + initialise `model`'s embedding and head in place.
 
     Works for tied and untied heads. `vocab.base_size` must equal the tokenizer's length: models whose
     embedding matrix has spare rows beyond the tokenizer (padding to a multiple) lose those rows.
     """
     if len(tokenizer) not in (vocab.base_size, vocab.total_size):
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary was planned on a base of "
-                         f"{vocab.base_size}; build the vocabulary from this tokenizer")
+        raise ValueError(
+            f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary was planned on a base of "
+            f"{vocab.base_size}; build the vocabulary from this tokenizer"
+        )
     attach_to_tokenizer(tokenizer, vocab)
     generator = torch.Generator().manual_seed(seed)
     titles = dict(zip(catalog.items["id"], catalog.items["title"], strict=True))
@@ -91,10 +112,14 @@ def adapt_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, voca
     model.resize_token_embeddings(vocab.total_size, mean_resizing=False)
     with torch.no_grad():
         embedding = model.get_input_embeddings().weight
-        embedding[vocab.base_size:] = sid_row_init(old_in, tokenizer, vocab, titles, tables, noise_std, generator)
+        embedding[vocab.base_size :] = sid_row_init(
+            old_in, tokenizer, vocab, titles, tables, noise_std, generator
+        )
         if old_out is not None:
             out = model.get_output_embeddings().weight
-            out[vocab.base_size:] = sid_row_init(old_out, tokenizer, vocab, titles, tables, noise_std, generator)
+            out[vocab.base_size :] = sid_row_init(
+                old_out, tokenizer, vocab, titles, tables, noise_std, generator
+            )
     model.config.vocab_size = vocab.total_size
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

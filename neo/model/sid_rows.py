@@ -53,8 +53,10 @@ class SplitHead(nn.Module):
 
     @classmethod
     def untied(cls, weight: torch.Tensor, base_size: int) -> SplitHead:
-        return cls(nn.Parameter(weight[:base_size].detach().clone(), requires_grad=False),
-                   nn.Parameter(weight[base_size:].detach().clone()))
+        return cls(
+            nn.Parameter(weight[:base_size].detach().clone(), requires_grad=False),
+            nn.Parameter(weight[base_size:].detach().clone()),
+        )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.cat([F.linear(hidden, self.base_weight), F.linear(hidden, self.sid_weight)], dim=-1)
@@ -95,14 +97,24 @@ def merge_sid_rows(model: PreTrainedModel) -> None:
     head = model.get_output_embeddings()
     tied = isinstance(head, SplitHead) and head.sid_weight is split.sid_weight
     weight = torch.cat([split.base_weight.detach(), split.sid_weight.detach()])
-    embedding = nn.Embedding(weight.shape[0], weight.shape[1], padding_idx=split.padding_idx,
-                             dtype=weight.dtype, device=weight.device)
+    embedding = nn.Embedding(
+        weight.shape[0],
+        weight.shape[1],
+        padding_idx=split.padding_idx,
+        dtype=weight.dtype,
+        device=weight.device,
+    )
     embedding.weight = nn.Parameter(weight)
     model.set_input_embeddings(embedding)
     if isinstance(head, SplitHead):
-        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype, device=weight.device)
-        linear.weight = embedding.weight if tied else nn.Parameter(
-            torch.cat([head.base_weight.detach(), head.sid_weight.detach()]))
+        linear = nn.Linear(
+            weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype, device=weight.device
+        )
+        linear.weight = (
+            embedding.weight
+            if tied
+            else nn.Parameter(torch.cat([head.base_weight.detach(), head.sid_weight.detach()]))
+        )
         model.set_output_embeddings(linear)
     for parameter in model.parameters():
         parameter.requires_grad_(True)

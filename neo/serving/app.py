@@ -157,6 +157,10 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
     async def not_ready(_: Request, __: Exception) -> JSONResponse:
         return _error(503, state.load_error or "model is loading", retry_after)
 
+    @app.exception_handler(TimeoutError)
+    async def timed_out(_: Request, __: TimeoutError) -> JSONResponse:
+        return _error(504, f"no answer within request_timeout_s={config.request_timeout_s}", retry_after)
+
     @app.exception_handler(BatcherStoppedError)
     async def stopping(_: Request, exc: BatcherStoppedError) -> JSONResponse:
         return _error(503, str(exc), retry_after)

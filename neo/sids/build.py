@@ -59,8 +59,13 @@ def item_popularity(catalog: Catalog, item_ids: list[str]) -> np.ndarray:
         for ids in targets.values():
             for target in ids:
                 linked[target] += counts[source]
-    return np.asarray([value if value is not None else counts[item] or linked[item]
-                       for item, value in zip(item_ids, given, strict=True)], dtype=np.float64)
+    return np.asarray(
+        [
+            value if value is not None else counts[item] or linked[item]
+            for item, value in zip(item_ids, given, strict=True)
+        ],
+        dtype=np.float64,
+    )
 
 
 def model_ranker(model: ResidualQuantizer, projected: np.ndarray, extra_size: int = 0) -> CodeRanker:
@@ -74,9 +79,14 @@ def model_ranker(model: ResidualQuantizer, projected: np.ndarray, extra_size: in
     return rank
 
 
-def build_type_table(entity_type: str, item_ids: list[str], embeddings: np.ndarray, cfg: TypeSIDConfig,
-                     popularity: np.ndarray | None, embedding_hash: str,
-                     ) -> tuple[SIDTable, ResidualQuantizer, dict[str, Any]]:
+def build_type_table(
+    entity_type: str,
+    item_ids: list[str],
+    embeddings: np.ndarray,
+    cfg: TypeSIDConfig,
+    popularity: np.ndarray | None,
+    embedding_hash: str,
+) -> tuple[SIDTable, ResidualQuantizer, dict[str, Any]]:
     """Fit, encode and resolve collisions for one type; returns the table, the fitted model and its report."""
     start = time.perf_counter()
     model = fit_quantizer(embeddings, cfg.quantizer)
@@ -87,19 +97,39 @@ def build_type_table(entity_type: str, item_ids: list[str], embeddings: np.ndarr
         sizes.append(extra)
         moved = int((codes[:, -1] > 0).sum())
     else:
-        codes, moved_rows = resolve_by_popularity(raw, sizes, popularity, model_ranker(model, model.project(embeddings)))
+        codes, moved_rows = resolve_by_popularity(
+            raw, sizes, popularity, model_ranker(model, model.project(embeddings))
+        )
         moved = len(moved_rows)
-    meta = {"source": "built", "config": cfg.to_dict(), "embedding_hash": embedding_hash,
-            "collisions": cfg.collisions, "quantizer_levels": model.levels}
+    meta = {
+        "source": "built",
+        "config": cfg.to_dict(),
+        "embedding_hash": embedding_hash,
+        "collisions": cfg.collisions,
+        "quantizer_levels": model.levels,
+    }
     table = SIDTable(entity_type, item_ids, codes, sizes, meta)
-    report = quality_report(raw, codes, sizes, embeddings, time.perf_counter() - start,
-                            source="built", embedder=cfg.embedder.name, quantizer=cfg.quantizer.method,
-                            collisions=cfg.collisions, moved_items=moved, version=table.version)
+    report = quality_report(
+        raw,
+        codes,
+        sizes,
+        embeddings,
+        time.perf_counter() - start,
+        source="built",
+        embedder=cfg.embedder.name,
+        quantizer=cfg.quantizer.method,
+        collisions=cfg.collisions,
+        moved_items=moved,
+        version=table.version,
+    )
     return table, model, report
 
 
-def build_sid_tables(catalog: Catalog, sid_cfg: Any, output_dir: str | os.PathLike,
-                     ) -> tuple[dict[str, SIDTable], dict[str, Any]]:
+def build_sid_tables(
+    catalog: Catalog,
+    sid_cfg: Any,
+    output_dir: str | os.PathLike,
+) -> tuple[dict[str, SIDTable], dict[str, Any]]:
     """SID tables for the configured entity types (all by default), saved to `<output_dir>/sids/`.
 
     Returns the tables and the report (type -> quality numbers), also written to `sids/report.json`.
@@ -117,23 +147,51 @@ def build_sid_tables(catalog: Catalog, sid_cfg: Any, output_dir: str | os.PathLi
         embeddings, embedding_hash = embed_items(catalog, item_ids, cfg.embedder, entity_type)
         popularity = item_popularity(catalog, item_ids)
         if cfg.byo and Path(cfg.byo).exists():
-            table = import_sids(cfg.byo, entity_type, item_ids, duplicates=cfg.collisions, popularity=popularity)
+            table = import_sids(
+                cfg.byo, entity_type, item_ids, duplicates=cfg.collisions, popularity=popularity
+            )
             file_hash = hashlib.sha256(Path(cfg.byo).read_bytes()).hexdigest()[:16]
-            table = SIDTable(entity_type, table.item_ids, table.codes, table.codebook_sizes,
-                             {**table.meta, "file_hash": file_hash, "config": cfg.to_dict()})
-            type_report = quality_report(read_sids(cfg.byo, entity_type, item_ids), table.codes,
-                                         table.codebook_sizes, embeddings, 0.0, source="byo",
-                                         embedder=cfg.embedder.name, collisions=cfg.collisions,
-                                         version=table.version)
+            table = SIDTable(
+                entity_type,
+                table.item_ids,
+                table.codes,
+                table.codebook_sizes,
+                {**table.meta, "file_hash": file_hash, "config": cfg.to_dict()},
+            )
+            type_report = quality_report(
+                read_sids(cfg.byo, entity_type, item_ids),
+                table.codes,
+                table.codebook_sizes,
+                embeddings,
+                0.0,
+                source="byo",
+                embedder=cfg.embedder.name,
+                collisions=cfg.collisions,
+                version=table.version,
+            )
         else:
-            table, model, type_report = build_type_table(entity_type, item_ids, embeddings, cfg, popularity,
-                                                         embedding_hash)
+            table, model, type_report = build_type_table(
+                entity_type, item_ids, embeddings, cfg, popularity, embedding_hash
+            )
             model.save(codebooks_path(sids_dir, entity_type))
         type_report["seconds"] = round(time.perf_counter() - start, 3)
         tables[entity_type], report[entity_type] = table, type_report
-        log.info("SIDs %s: %s", entity_type, json.dumps({k: type_report[k] for k in (
-            "items", "collision_rate_before", "collision_rate_after", "prefix_coherence_l1",
-            "random_pair_similarity")}))
+        log.info(
+            "SIDs %s: %s",
+            entity_type,
+            json.dumps(
+                {
+                    k: type_report[k]
+                    for k in (
+                        "items",
+                        "collision_rate_before",
+                        "collision_rate_after",
+                        "prefix_coherence_l1",
+                        "random_pair_similarity",
+                    )
+                }
+            ),
+        )
     save_tables(sids_dir, tables)
     write_json(sids_dir / REPORT_FILE, report)
     return tables, report
@@ -153,8 +211,9 @@ class NewItemCodes:
     table: SIDTable
 
 
-def encode_new_items(model: ResidualQuantizer, embeddings: np.ndarray, table: SIDTable,
-                     item_ids: list[str]) -> NewItemCodes:
+def encode_new_items(
+    model: ResidualQuantizer, embeddings: np.ndarray, table: SIDTable, item_ids: list[str]
+) -> NewItemCodes:
     """Give unseen items codes with the fitted codebooks, never moving an existing item's code.
 
     The table's policy applies among what is free: under `disambiguate` a new item takes the lowest free
@@ -163,14 +222,20 @@ def encode_new_items(model: ResidualQuantizer, embeddings: np.ndarray, table: SI
     """
     existing = [i for i in item_ids if table.contains(i)]
     if existing:
-        raise ValueError(f"{len(existing)} item(s) already have SIDs in the {table.entity_type!r} table, "
-                         f"e.g. {existing[:5]}; encode_new_items is for unseen items")
+        raise ValueError(
+            f"{len(existing)} item(s) already have SIDs in the {table.entity_type!r} table, "
+            f"e.g. {existing[:5]}; encode_new_items is for unseen items"
+        )
     if len(set(item_ids)) != len(item_ids) or len(item_ids) != len(embeddings):
-        raise ValueError(f"need one embedding per distinct new item; got {len(embeddings)} rows for "
-                         f"{len(item_ids)} ids ({len(set(item_ids))} distinct)")
-    if tuple(table.codebook_sizes[:model.levels]) != model.codebook_sizes:
-        raise ValueError(f"codebooks {model.codebook_sizes} do not match table {table.entity_type!r} sizes "
-                         f"{table.codebook_sizes}; load the codebooks saved with this table")
+        raise ValueError(
+            f"need one embedding per distinct new item; got {len(embeddings)} rows for "
+            f"{len(item_ids)} ids ({len(set(item_ids))} distinct)"
+        )
+    if tuple(table.codebook_sizes[: model.levels]) != model.codebook_sizes:
+        raise ValueError(
+            f"codebooks {model.codebook_sizes} do not match table {table.entity_type!r} sizes "
+            f"{table.codebook_sizes}; load the codebooks saved with this table"
+        )
     raw = model.encode(embeddings)
     extra_levels = table.levels - model.levels
     start = np.concatenate([raw, np.zeros((len(raw), extra_levels), np.int32)], axis=1)
@@ -178,6 +243,11 @@ def encode_new_items(model: ResidualQuantizer, embeddings: np.ndarray, table: SI
     taken = {tuple(row) for row in table.codes.tolist()}
     rank = model_ranker(model, model.project(embeddings), extra_size)
     codes, moved = resolve_by_popularity(start, table.codebook_sizes, None, rank, taken)
-    extended = SIDTable(table.entity_type, [*table.item_ids, *item_ids], np.concatenate([table.codes, codes]),
-                        table.codebook_sizes, table.meta)
+    extended = SIDTable(
+        table.entity_type,
+        [*table.item_ids, *item_ids],
+        np.concatenate([table.codes, codes]),
+        table.codebook_sizes,
+        table.meta,
+    )
     return NewItemCodes(list(item_ids), codes, raw, [item_ids[r] for r in moved], extended)

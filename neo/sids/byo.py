@@ -33,18 +33,24 @@ class SIDImportError(ValueError):
 def _parse_code(path: Path, item: str, level: int, raw: object, tags: list[str | None]) -> int:
     match = _CODE.match(str(raw)) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
     if match is None:
-        raise SIDImportError(path, f"item {item!r} level {level}: bad code {raw!r}; expected '<a_12>', '12' or 12")
+        raise SIDImportError(
+            path, f"item {item!r} level {level}: bad code {raw!r}; expected '<a_12>', '12' or 12"
+        )
     tag = match["tag"]
     if tags[level] is None:
         tags[level] = tag or ""
     elif tags[level] != (tag or ""):
-        raise SIDImportError(path, f"item {item!r} level {level}: code {raw!r} has tag {tag!r} but earlier items "
-                                   f"use {tags[level]!r} at this level (levels mixed up?)")
+        raise SIDImportError(
+            path,
+            f"item {item!r} level {level}: code {raw!r} has tag {tag!r} but earlier items "
+            f"use {tags[level]!r} at this level (levels mixed up?)",
+        )
     return int(match["num"] if match["num"] is not None else match["bare"])
 
 
-def read_sids(path: str | os.PathLike, entity_type: str, catalog_item_ids: Sequence[str],
-              key_offset: int = 0) -> np.ndarray:
+def read_sids(
+    path: str | os.PathLike, entity_type: str, catalog_item_ids: Sequence[str], key_offset: int = 0
+) -> np.ndarray:
     """Validated codes [n_items, levels] of the catalog's items of `entity_type`, in their order.
 
     `key_offset` is added to integer keys (LETTER's file is 0-based, the catalog's ids 1-based: offset 1).
@@ -67,12 +73,16 @@ def read_sids(path: str | os.PathLike, entity_type: str, catalog_item_ids: Seque
     known = set(catalog_item_ids)
     unknown = [key for key in raw if key not in known]
     if unknown:
-        raise SIDImportError(path, f"{len(unknown)} item id(s) are not {entity_type!r} items of the catalog, "
-                                   f"e.g. {unknown[:5]} (wrong key offset or entity type?)")
+        raise SIDImportError(
+            path,
+            f"{len(unknown)} item id(s) are not {entity_type!r} items of the catalog, "
+            f"e.g. {unknown[:5]} (wrong key offset or entity type?)",
+        )
     missing = [item for item in catalog_item_ids if item not in raw]
     if missing:
-        raise SIDImportError(path, f"{len(missing)} {entity_type!r} item(s) of the catalog have no SID, "
-                                   f"e.g. {missing[:5]}")
+        raise SIDImportError(
+            path, f"{len(missing)} {entity_type!r} item(s) of the catalog have no SID, e.g. {missing[:5]}"
+        )
     levels = 0
     tags: list[str | None] = []
     codes = np.empty((len(catalog_item_ids), 0), dtype=np.int32)
@@ -89,9 +99,15 @@ def read_sids(path: str | os.PathLike, entity_type: str, catalog_item_ids: Seque
     return codes
 
 
-def import_sids(path: str | os.PathLike, entity_type: str, catalog_item_ids: Sequence[str],
-                codebook_sizes: Sequence[int] | None = None, key_offset: int = 0, duplicates: str = "error",
-                popularity: Sequence[float] | np.ndarray | None = None) -> SIDTable:
+def import_sids(
+    path: str | os.PathLike,
+    entity_type: str,
+    catalog_item_ids: Sequence[str],
+    codebook_sizes: Sequence[int] | None = None,
+    key_offset: int = 0,
+    duplicates: str = "error",
+    popularity: Sequence[float] | np.ndarray | None = None,
+) -> SIDTable:
     """Validate `path` against the catalog's items of `entity_type` and return their SID table.
 
     Codebook sizes default to 1 + the largest code seen per level. Items sharing a code tuple are an
@@ -109,16 +125,22 @@ def import_sids(path: str | os.PathLike, entity_type: str, catalog_item_ids: Seq
             raise SIDImportError(path, f"codebook_sizes {sizes} given for {codes.shape[1]} levels")
         too_big = [lvl for lvl in range(len(sizes)) if observed[lvl] > sizes[lvl]]
         if too_big:
-            raise SIDImportError(path, f"level {too_big[0]} has code {observed[too_big[0]] - 1} but codebook size "
-                                       f"{sizes[too_big[0]]}")
+            raise SIDImportError(
+                path,
+                f"level {too_big[0]} has code {observed[too_big[0]] - 1} but codebook size "
+                f"{sizes[too_big[0]]}",
+            )
     before = collision_rate(codes)
     if duplicates == "error":
         seen: dict[tuple[int, ...], str] = {}
         for row, item in enumerate(catalog_item_ids):
             key = tuple(codes[row].tolist())
             if key in seen:
-                raise SIDImportError(path, f"items {seen[key]!r} and {item!r} share the code {list(key)}; SIDs must "
-                                           "be unique (or import with duplicates='disambiguate' or 'popularity')")
+                raise SIDImportError(
+                    path,
+                    f"items {seen[key]!r} and {item!r} share the code {list(key)}; SIDs must "
+                    "be unique (or import with duplicates='disambiguate' or 'popularity')",
+                )
             seen[key] = item
     elif duplicates == "disambiguate":
         codes, extra = disambiguate(codes, popularity)
@@ -127,6 +149,16 @@ def import_sids(path: str | os.PathLike, entity_type: str, catalog_item_ids: Seq
         codes, _ = resolve_by_popularity(codes, sizes, popularity)
     else:
         raise ValueError(f"duplicates must be 'error', 'disambiguate' or 'popularity', got {duplicates!r}")
-    return SIDTable(entity_type, list(catalog_item_ids), codes, sizes,
-                    {"source": "byo", "file": str(path), "key_offset": key_offset, "duplicates": duplicates,
-                     "collision_rate_before": before})
+    return SIDTable(
+        entity_type,
+        list(catalog_item_ids),
+        codes,
+        sizes,
+        {
+            "source": "byo",
+            "file": str(path),
+            "key_offset": key_offset,
+            "duplicates": duplicates,
+            "collision_rate_before": before,
+        },
+    )

@@ -37,8 +37,10 @@ def priority_order(popularity: Sequence[float] | np.ndarray | None, n: int) -> n
     return np.lexsort((np.arange(n), -scores))
 
 
-def disambiguate(codes: np.ndarray, popularity: Sequence[float] | np.ndarray | None = None,
-                 ) -> tuple[np.ndarray, int]:
+def disambiguate(
+    codes: np.ndarray,
+    popularity: Sequence[float] | np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
     """Codes with one extra level numbering items that share a tuple (most popular gets 0).
 
     Returns the new codes [n, levels + 1] and the extra level's codebook size (the largest group).
@@ -108,10 +110,13 @@ class CodeSpace:
         raise AssertionError(f"prefix {prefix} was not full but has no free code")  # guarded by is_full
 
 
-def resolve_by_popularity(codes: np.ndarray, codebook_sizes: Sequence[int],
-                          popularity: Sequence[float] | np.ndarray | None = None,
-                          rank: CodeRanker | None = None,
-                          taken: Iterable[tuple[int, ...]] = ()) -> tuple[np.ndarray, np.ndarray]:
+def resolve_by_popularity(
+    codes: np.ndarray,
+    codebook_sizes: Sequence[int],
+    popularity: Sequence[float] | np.ndarray | None = None,
+    rank: CodeRanker | None = None,
+    taken: Iterable[tuple[int, ...]] = (),
+) -> tuple[np.ndarray, np.ndarray]:
     """Unique codes: most popular item of each group keeps its code, others move to the nearest free one.
 
     `taken` are codes already owned by other items (existing items when encoding new ones). Returns the
@@ -120,8 +125,10 @@ def resolve_by_popularity(codes: np.ndarray, codebook_sizes: Sequence[int],
     codes = np.asarray(codes, dtype=np.int32)
     space = CodeSpace(codebook_sizes, taken)
     if len(codes) + len(space.taken) > space.capacity(0):
-        raise ValueError(f"{len(codes) + len(space.taken)} items do not fit in {space.capacity(0)} codes "
-                         f"(codebook sizes {tuple(codebook_sizes)}); use more levels or larger codebooks")
+        raise ValueError(
+            f"{len(codes) + len(space.taken)} items do not fit in {space.capacity(0)} codes "
+            f"(codebook sizes {tuple(codebook_sizes)}); use more levels or larger codebooks"
+        )
     rank = rank or numeric_ranker(codes, codebook_sizes)
     out = codes.copy()
     order = priority_order(popularity, len(codes))

@@ -90,8 +90,10 @@ class QuantizerConfig:
             raise ValueError(f"sid quantizer.levels must be >= 1, got {self.levels}")
         sizes = self.sizes
         if len(sizes) != self.levels or min(sizes) < 1:
-            raise ValueError(f"sid quantizer.codebook_size must be a positive int or {self.levels} of them, "
-                             f"got {self.codebook_size!r}")
+            raise ValueError(
+                f"sid quantizer.codebook_size must be a positive int or {self.levels} of them, "
+                f"got {self.codebook_size!r}"
+            )
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -146,7 +148,11 @@ def _plain(cfg: Any) -> dict[str, Any]:
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, Mapping) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 

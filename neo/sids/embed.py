@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from neo.data.catalog import Catalog, cache_root, embeddings_file, load_embeddings
+from neo.data.catalog import Catalog, cache_root, embeddings_file, load_embeddings, table_file
 from neo.io import write_bytes
 from neo.sids.config import EmbedderConfig
 
@@ -45,8 +45,9 @@ def item_texts(catalog: Catalog, item_ids: Sequence[str]) -> list[str]:
 
 
 # ----- text encoders ------------------------------------------------------------------------------
-def encode_texts(texts: Sequence[str], model_dir: str | os.PathLike, batch_size: int = 64,
-                 max_length: int = 256) -> np.ndarray:
+def encode_texts(
+    texts: Sequence[str], model_dir: str | os.PathLike, batch_size: int = 64, max_length: int = 256
+) -> np.ndarray:
     """L2-normalised sentence embeddings, through sentence-transformers when the folder is one."""
     import torch
 
@@ -59,8 +60,13 @@ def encode_texts(texts: Sequence[str], model_dir: str | os.PathLike, batch_size:
 
         model = SentenceTransformer(str(model_dir), device="cpu")
         model.max_seq_length = max_length
-        vectors = model.encode(list(texts), batch_size=batch_size, show_progress_bar=len(texts) > batch_size,
-                               convert_to_numpy=True, normalize_embeddings=True)
+        vectors = model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=len(texts) > batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
         return np.asarray(vectors, dtype=np.float32)
     from transformers import AutoModel, AutoTokenizer
 
@@ -69,8 +75,13 @@ def encode_texts(texts: Sequence[str], model_dir: str | os.PathLike, batch_size:
     out = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc="embed", disable=len(texts) <= batch_size):
-            batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt")
+            batch = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -102,11 +113,18 @@ def truncated_svd(matrix: sp.spmatrix | np.ndarray, dim: int, seed: int) -> np.n
     return (u * signs * s).astype(np.float32)
 
 
-def tfidf_embed(texts: Sequence[str], dim: int = 128, max_features: int = 50_000, seed: int = 0) -> np.ndarray:
+def tfidf_embed(
+    texts: Sequence[str], dim: int = 128, max_features: int = 50_000, seed: int = 0
+) -> np.ndarray:
     """Sublinear TF-IDF over lower-cased word tokens, reduced by truncated SVD: a seconds-fast content embedder."""
-    docs = [Counter(_TOKEN.findall(t.lower())) for t in tqdm(texts, desc="tfidf", disable=len(texts) < 10_000)]
+    docs = [
+        Counter(_TOKEN.findall(t.lower())) for t in tqdm(texts, desc="tfidf", disable=len(texts) < 10_000)
+    ]
     df = Counter(term for doc in docs for term in doc)
-    vocab = {term: col for col, (term, _) in enumerate(sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:max_features])}
+    vocab = {
+        term: col
+        for col, (term, _) in enumerate(sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:max_features])
+    }
     rows, cols, vals = [], [], []
     for row, doc in enumerate(docs):
         for term, count in doc.items():
@@ -133,8 +151,9 @@ def training_histories(catalog: Catalog) -> dict[str, list[str]]:
     return {user: [step.item for step in history] for user, history in make_split(catalog).train.items()}
 
 
-def collaborative_embed(catalog: Catalog, item_ids: Sequence[str], dim: int = 64, window: int = 5,
-                        seed: int = 0) -> np.ndarray:
+def collaborative_embed(
+    catalog: Catalog, item_ids: Sequence[str], dim: int = 64, window: int = 5, seed: int = 0
+) -> np.ndarray:
     """Truncated SVD of the log-scaled item co-occurrence matrix of training histories.
 
     Items of a type nobody interacts with directly (a brand, a category) get the mean vector of the
@@ -147,13 +166,15 @@ def collaborative_embed(catalog: Catalog, item_ids: Sequence[str], dim: int = 64
     for items in tqdm(histories.values(), desc="co-occurrence", disable=len(histories) < 10_000):
         rows = [index[i] for i in items if i in index]
         for pos, a in enumerate(rows):
-            for b in rows[pos + 1:pos + 1 + window]:
+            for b in rows[pos + 1 : pos + 1 + window]:
                 if a != b:
                     pairs[(a, b)] += 1
                     pairs[(b, a)] += 1
     n = len(index)
     if not pairs:
-        raise ValueError(f"{catalog.root}: collaborative embedder found no co-occurring items in training histories")
+        raise ValueError(
+            f"{catalog.root}: collaborative embedder found no co-occurring items in training histories"
+        )
     index_pairs = np.asarray(list(pairs), dtype=np.int64)
     counts = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
     cooc = sp.csr_matrix((np.log1p(counts), (index_pairs[:, 0], index_pairs[:, 1])), shape=(n, n))
@@ -174,7 +195,9 @@ def collaborative_embed(catalog: Catalog, item_ids: Sequence[str], dim: int = 64
 
 
 # ----- user-supplied files -----------------------------------------------------------------------
-def load_embedding_file(path: str | os.PathLike, item_ids: Sequence[str], ids_path: str | None = None) -> np.ndarray:
+def load_embedding_file(
+    path: str | os.PathLike, item_ids: Sequence[str], ids_path: str | None = None
+) -> np.ndarray:
     """Rows for `item_ids` from `.npy` + ids file or `.parquet` (`id`, `embedding`); every item must be present."""
     path = Path(path)
     if not path.exists():
@@ -185,12 +208,16 @@ def load_embedding_file(path: str | os.PathLike, item_ids: Sequence[str], ids_pa
         table = pq.read_table(path)
         vector_column = next((c for c in ("embedding", "vector") if c in table.column_names), None)
         if "id" not in table.column_names or vector_column is None:
-            raise ValueError(f"{path}: columns {table.column_names}; expected 'id' and 'embedding' (or 'vector')")
+            raise ValueError(
+                f"{path}: columns {table.column_names}; expected 'id' and 'embedding' (or 'vector')"
+            )
         file_ids = [str(i) for i in table.column("id").to_pylist()]
         matrix = np.asarray(table.column(vector_column).to_pylist(), dtype=np.float32)
     elif path.suffix == ".npy":
         if not ids_path:
-            raise ValueError(f"{path}: a .npy embedding file needs embedder.ids (a .json list or .txt of item ids)")
+            raise ValueError(
+                f"{path}: a .npy embedding file needs embedder.ids (a .json list or .txt of item ids)"
+            )
         ids_file = Path(ids_path)
         text = ids_file.read_text(encoding="utf-8")
         file_ids = [str(i) for i in json.loads(text)] if ids_file.suffix == ".json" else text.split()
@@ -198,7 +225,9 @@ def load_embedding_file(path: str | os.PathLike, item_ids: Sequence[str], ids_pa
     else:
         raise ValueError(f"{path}: unsupported embedding file; expected .npy (+ ids) or .parquet")
     if matrix.ndim != 2 or len(matrix) != len(file_ids):
-        raise ValueError(f"{path}: expected a [n_ids, dim] matrix for {len(file_ids)} ids, got shape {matrix.shape}")
+        raise ValueError(
+            f"{path}: expected a [n_ids, dim] matrix for {len(file_ids)} ids, got shape {matrix.shape}"
+        )
     return _rows_for(matrix, file_ids, item_ids, path)
 
 
@@ -230,8 +259,9 @@ def _file_signature(path: str | None) -> str:
     return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def embed_items(catalog: Catalog, item_ids: Sequence[str], cfg: EmbedderConfig,
-                entity_type: str | None = None) -> tuple[np.ndarray, str]:
+def embed_items(
+    catalog: Catalog, item_ids: Sequence[str], cfg: EmbedderConfig, entity_type: str | None = None
+) -> tuple[np.ndarray, str]:
     """Embeddings of `item_ids` (row-aligned, float32) and the hash of the inputs that made them.
 
     The hash is recorded in the SID table's meta, so a table says exactly which vectors it came from.
@@ -241,6 +271,7 @@ def embed_items(catalog: Catalog, item_ids: Sequence[str], cfg: EmbedderConfig,
         texts = item_texts(catalog, item_ids)
         inputs: Sequence[str] | str = texts
         if cfg.name == "tfidf":
+
             def compute() -> np.ndarray:
                 return tfidf_embed(texts, cfg.dim, cfg.max_features, cfg.seed)
         else:
@@ -249,19 +280,32 @@ def embed_items(catalog: Catalog, item_ids: Sequence[str], cfg: EmbedderConfig,
             def compute() -> np.ndarray:
                 start = time.perf_counter()
                 vectors = encode_texts(texts, model_dir, cfg.batch_size, cfg.max_length)
-                log.info("embedded %d texts with %s at %.1f texts/s", len(texts), model_dir.name,
-                         len(texts) / max(time.perf_counter() - start, 1e-9))
+                log.info(
+                    "embedded %d texts with %s at %.1f texts/s",
+                    len(texts),
+                    model_dir.name,
+                    len(texts) / max(time.perf_counter() - start, 1e-9),
+                )
                 return vectors
     elif cfg.name == "collaborative":
-        inputs = _file_signature(str(catalog.root / "interactions.jsonl")) + _file_signature(
-            str(catalog.root / "interactions.parquet")) + _file_signature(str(catalog.root / "items.jsonl"))
+        # the split protocol (dataset.yaml), the interactions and the items' links decide the vectors
+        inputs = "".join(
+            _file_signature(str(path))
+            for path in (
+                catalog.root / "dataset.yaml",
+                table_file(catalog.root, "interactions"),
+                table_file(catalog.root, "items"),
+            )
+        )
 
         def compute() -> np.ndarray:
             return collaborative_embed(catalog, item_ids, cfg.dim, cfg.window, cfg.seed)
     elif cfg.name == "catalog":
         source = embeddings_file(catalog.root)
         if source is None:
-            raise FileNotFoundError(f"{catalog.root}: embedder 'catalog' needs embeddings.parquet or embeddings.jsonl")
+            raise FileNotFoundError(
+                f"{catalog.root}: embedder 'catalog' needs embeddings.parquet or embeddings.jsonl"
+            )
         inputs = _file_signature(str(source))
 
         def compute() -> np.ndarray:
@@ -274,6 +318,7 @@ def embed_items(catalog: Catalog, item_ids: Sequence[str], cfg: EmbedderConfig,
 
         def compute() -> np.ndarray:
             return load_embedding_file(path, item_ids, ids)
+
     key = _cache_key(cfg, item_ids, inputs)
     cache_file = cache_root() / "embeddings" / f"{cfg.name}-{key}.npy"
     if cache_file.exists():

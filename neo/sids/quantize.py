@@ -64,8 +64,9 @@ class ResidualQuantizer:
 
         The collision policy walks this order to move an item to the nearest free code.
         """
-        residual = z - sum((self.codebooks[level][code] for level, code in enumerate(prefix)),
-                           np.zeros_like(z))
+        residual = z - sum(
+            (self.codebooks[level][code] for level, code in enumerate(prefix)), np.zeros_like(z)
+        )
         distances = ((self.codebooks[len(prefix)] - residual) ** 2).sum(axis=1)
         return np.argsort(distances, kind="stable")
 
@@ -83,12 +84,15 @@ class ResidualQuantizer:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no fitted codebooks (build the SID tables first)")
         with np.load(path, allow_pickle=False) as data:
-            codebooks = [data[f"codebook_{level}"] for level in range(sum(k.startswith("codebook_") for k in data))]
+            codebooks = [
+                data[f"codebook_{level}"] for level in range(sum(k.startswith("codebook_") for k in data))
+            ]
             layers = sum(k.startswith("encoder_w") for k in data)
             encoder = [(data[f"encoder_w{i}"], data[f"encoder_b{i}"]) for i in range(layers)]
             return cls(str(data["method"]), codebooks, encoder)
 
 
+SEEDING_POINTS_PER_CENTROID = 32
 SMALL_WORK = 5e7
 """Below this many multiply-adds faiss runs on one thread: OpenMP start-up and spin-waiting then cost more
 than they save, by orders of magnitude on a machine whose cores are busy with other jobs."""
@@ -131,8 +135,14 @@ def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     return x[chosen].copy()
 
 
-def kmeans(x: np.ndarray, k: int, niter: int = 20, seed: int = 0, init: str = "kmeans++",
-           max_points_per_centroid: int = 256) -> np.ndarray:
+def kmeans(
+    x: np.ndarray,
+    k: int,
+    niter: int = 20,
+    seed: int = 0,
+    init: str = "kmeans++",
+    max_points_per_centroid: int = 256,
+) -> np.ndarray:
     """Centroids of `x` (at most `k`, fewer when `x` has fewer points or distinct points), faiss Lloyd.
 
     Trains on a seeded sample of `k * max_points_per_centroid` points like faiss does by default; the
@@ -144,15 +154,29 @@ def kmeans(x: np.ndarray, k: int, niter: int = 20, seed: int = 0, init: str = "k
     if len(x) > k * max_points_per_centroid:
         x = x[np.sort(rng.choice(len(x), k * max_points_per_centroid, replace=False))]
     if init == "kmeans++":
-        start = kmeans_plus_plus(x, k, rng)
+        # Seeding needs k passes over its input; a k * 32 subsample seeds as well and keeps 1M items fast.
+        seeding = (
+            x
+            if len(x) <= k * SEEDING_POINTS_PER_CENTROID
+            else x[np.sort(rng.choice(len(x), k * SEEDING_POINTS_PER_CENTROID, replace=False))]
+        )
+        start = kmeans_plus_plus(seeding, k, rng)
     else:
         start = x[rng.choice(len(x), k, replace=False)].copy()
     k = len(start)
     if k == 1 or niter == 0:
         return start
     gpu = faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False
-    model = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, verbose=False, gpu=gpu,
-                         max_points_per_centroid=max_points_per_centroid, min_points_per_centroid=1)
+    model = faiss.Kmeans(
+        x.shape[1],
+        k,
+        niter=niter,
+        seed=seed,
+        verbose=False,
+        gpu=gpu,
+        max_points_per_centroid=max_points_per_centroid,
+        min_points_per_centroid=1,
+    )
     with faiss_threads_for(float(len(x)) * k * x.shape[1] * niter):
         model.train(x, init_centroids=start)
     return np.ascontiguousarray(model.centroids, dtype=np.float32)
@@ -165,8 +189,13 @@ def fit_residual_kmeans(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantize
     for level, size in enumerate(tqdm(cfg.sizes, desc="residual k-means", leave=False)):
         codebook = kmeans(residual, size, cfg.niter, cfg.seed + level, cfg.init, cfg.max_points_per_centroid)
         if len(codebook) < size:
-            log.info("level %d: %d codes instead of %d (only %d distinct residuals)", level, len(codebook), size,
-                     len(codebook))
+            log.info(
+                "level %d: %d codes instead of %d (only %d distinct residuals)",
+                level,
+                len(codebook),
+                size,
+                len(codebook),
+            )
         residual -= codebook[nearest(codebook, residual)]
         codebooks.append(codebook)
     return ResidualQuantizer("rkmeans", codebooks)
@@ -198,8 +227,12 @@ def _train_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
     generator = torch.Generator().manual_seed(cfg.seed)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     dim = data.shape[1]
-    encoder = nn.Sequential(nn.Linear(dim, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, cfg.latent_dim))
-    decoder = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, dim))
+    encoder = nn.Sequential(
+        nn.Linear(dim, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+    )
+    decoder = nn.Sequential(
+        nn.Linear(cfg.latent_dim, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, dim)
+    )
     with torch.no_grad():
         init = fit_residual_kmeans(encoder(data).numpy(), cfg)
     sizes = [min(size, len(data)) for size in cfg.sizes]
@@ -213,15 +246,20 @@ def _train_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
     params = [*encoder.parameters(), *decoder.parameters(), *codebooks]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
 
-    def quantise(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    def quantise(
+        z: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         residual, quantised, commit = z, torch.zeros_like(z), z.new_zeros(())
         codes, residuals = [], []
         for codebook in codebooks:
             residuals.append(residual.detach())
             index = torch.cdist(residual, codebook).argmin(dim=1)
             chosen = codebook[index]
-            commit = commit + ((residual.detach() - chosen) ** 2).mean() + cfg.beta * (
-                (residual - chosen.detach()) ** 2).mean()
+            commit = (
+                commit
+                + ((residual.detach() - chosen) ** 2).mean()
+                + cfg.beta * ((residual - chosen.detach()) ** 2).mean()
+            )
             quantised = quantised + chosen
             residual = residual - chosen.detach()
             codes.append(index)

@@ -50,8 +50,14 @@ def _prefix_groups(codes: np.ndarray, depth: int) -> np.ndarray:
     return np.unique(codes[:, :depth], axis=0, return_inverse=True)[1].ravel()
 
 
-def quality_report(codes_before: np.ndarray, codes_after: np.ndarray, codebook_sizes: Sequence[int],
-                   embeddings: np.ndarray | None, seconds: float, **extra: Any) -> dict[str, Any]:
+def quality_report(
+    codes_before: np.ndarray,
+    codes_after: np.ndarray,
+    codebook_sizes: Sequence[int],
+    embeddings: np.ndarray | None,
+    seconds: float,
+    **extra: Any,
+) -> dict[str, Any]:
     """The report of one entity type's table (`codes_after` / `codebook_sizes` are the final table's)."""
     utilisation, perplexity = level_usage(codes_after, codebook_sizes)
     report: dict[str, Any] = {

@@ -24,8 +24,24 @@ from neo.tasks.prompts import (
 )
 
 __all__ = [
-    "TASKS", "ChatFormat", "Example", "HistoryLine", "HistoryStyle", "Task", "TaskContext", "build_examples",
-    "build_training_dataset", "check_leakage", "context", "generic_prompt", "pack", "profile_prompt",
-    "rec_sequence_prompt", "recommend_prompt", "recsplain_prompt", "search_prompt", "task_examples",
+    "TASKS",
+    "ChatFormat",
+    "Example",
+    "HistoryLine",
+    "HistoryStyle",
+    "Task",
+    "TaskContext",
+    "build_examples",
+    "build_training_dataset",
+    "check_leakage",
+    "context",
+    "generic_prompt",
+    "pack",
+    "profile_prompt",
+    "rec_sequence_prompt",
+    "recommend_prompt",
+    "recsplain_prompt",
+    "search_prompt",
+    "task_examples",
     "tokenize_examples",
 ]

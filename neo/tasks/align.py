@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from neo.tasks.base import Example, Task, TaskContext, clip_text, rng_for
+from neo.tasks.base import Example, Task, TaskContext, clip_text, rng_for, sentence
 from neo.tasks.prompts import align_prompt, templates
 
 SUBTASKS = ("sid2text", "text2sid", "sid2type", "name2sid", "sid2name")
@@ -28,15 +28,12 @@ def _applicable(ctx: TaskContext, item: str, subtasks: list[str]) -> list[str]:
     """Derived (linked-to) types are grounded by name; described items by title + description."""
     derived = ctx.type_of[item] in ctx.linked_types
     described = bool(ctx.text[item].strip())
-    out = []
-    for subtask in subtasks:
-        if subtask in ("name2sid", "sid2name") and derived:
-            out.append(subtask)
-        elif subtask in ("sid2text", "text2sid") and (described or not derived):
-            out.append(subtask)
-        elif subtask == "sid2type":
-            out.append(subtask)
-    return out
+    allowed = {"sid2type"}
+    if derived:
+        allowed |= {"name2sid", "sid2name"}
+    if described or not derived:
+        allowed |= {"sid2text", "text2sid"}
+    return [subtask for subtask in subtasks if subtask in allowed]
 
 
 def examples(ctx: TaskContext, item: str, cfg: Mapping[str, Any], seed: int) -> list[Example]:
@@ -46,15 +43,24 @@ def examples(ctx: TaskContext, item: str, cfg: Mapping[str, Any], seed: int) -> 
         raise ValueError(f"tasks.align.subtasks: unknown {unknown}; expected a subset of {SUBTASKS}")
     max_chars = int(cfg.get("max_text_chars", 200))
     entity_type, span, title = ctx.type_of[item], ctx.span[item], ctx.title[item]
-    description = clip_text(f"{title}. {ctx.text[item]}" if ctx.text[item].strip() else title, max_chars)
+    described = bool(ctx.text[item].strip())
+    description = clip_text(f"{sentence(title)}. {ctx.text[item]}" if described else title, max_chars)
     rng = rng_for(seed, "align", item)
     out = []
     for subtask in _applicable(ctx, item, subtasks):
         template = rng.randrange(len(templates(subtask)))
-        prompt = align_prompt(subtask, entity_type, item=span, description=description, name=title,
-                              type_names=ctx.sid_types, chat=ctx.chat, template=template)
+        prompt = align_prompt(
+            subtask,
+            entity_type,
+            item=span,
+            description=description,
+            name=title,
+            type_names=ctx.sid_types,
+            chat=ctx.chat,
+            template=template,
+        )
         completion = {
-            "sid2text": clip_text(f"{title}: {ctx.text[item]}", max_chars) if ctx.text[item].strip() else title,
+            "sid2text": clip_text(f"{sentence(title)}: {ctx.text[item]}", max_chars) if described else title,
             "text2sid": span,
             "sid2type": entity_type,
             "name2sid": span,

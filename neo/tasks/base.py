@@ -40,6 +40,11 @@ def rng_for(seed: int, task: str, key: str) -> random.Random:
     return random.Random(f"{seed}:{task}:{key}")
 
 
+def sentence(title: str) -> str:
+    """A title without its trailing full stop, so 'title: text' never reads 'Kit.: text'."""
+    return title.rstrip().rstrip(".")
+
+
 def clip_text(text: str, max_chars: int) -> str:
     """Cut `text` at a word boundary to at most `max_chars` characters, marking the cut."""
     text = " ".join(text.split())
@@ -66,8 +71,10 @@ class TaskContext:
     def __post_init__(self) -> None:
         missing = [t for t in self.tables if t not in self.vocab.blocks]
         if missing:
-            raise ValueError(f"SID tables for types {missing} have no block in the vocabulary "
-                             f"(vocabulary types: {self.vocab.type_names})")
+            raise ValueError(
+                f"SID tables for types {missing} have no block in the vocabulary "
+                f"(vocabulary types: {self.vocab.type_names})"
+            )
 
     # ----- items --------------------------------------------------------------------------------
     @cached_property
@@ -83,8 +90,11 @@ class TaskContext:
     def _item_columns(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         items = self.catalog.items
         ids = items["id"]
-        return (dict(zip(ids, items["title"], strict=True)), dict(zip(ids, items["text"], strict=True)),
-                dict(zip(ids, items["type"], strict=True)))
+        return (
+            dict(zip(ids, items["title"], strict=True)),
+            dict(zip(ids, items["text"], strict=True)),
+            dict(zip(ids, items["type"], strict=True)),
+        )
 
     @property
     def title(self) -> dict[str, str]:
@@ -110,7 +120,7 @@ class TaskContext:
         return [t for t in self.sid_types if t in seen]
 
     def target(self, item_id: str, entity_type: str) -> str | None:
-        """`target_of` with a memo: the item itself if of `entity_type`, else its first linked item of that type."""
+        """`target_of` with a memo: the item itself if of `entity_type`, else its most specific linked item of that type."""
         key = (item_id, entity_type)
         if key not in self._targets:
             found = target_of(self.catalog, item_id, entity_type)
@@ -144,11 +154,14 @@ class TaskContext:
         key = ("history", user)
         if key not in self.memo:
             lines = self.lines(self.train_history(user))
-            self.memo[key] = ([history_lines([x], self.style)[0] for x in lines], history_lines(lines, self.style))
+            self.memo[key] = (
+                [history_lines([x], self.style)[0] for x in lines],
+                history_lines(lines, self.style),
+            )
         first, later = self.memo[key]
         if not 0 <= start < end <= len(later):
             raise IndexError(f"history window [{start}, {end}) outside user {user!r}'s {len(later)} items")
-        return "\n".join([first[start], *later[start + 1:end]])
+        return "\n".join([first[start], *later[start + 1 : end]])
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,15 @@ from neo.vocab import SIDVocab
 
 log = logging.getLogger(__name__)
 
-TASKS: dict[str, Task] = {t.name: t for t in (align.TASK, recommend.TASK, rec_sequence.TASK, search.TASK,
-                                              recsplain.TASK, profile.TASK)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (align.TASK, recommend.TASK, rec_sequence.TASK, search.TASK, recsplain.TASK, profile.TASK)
+}
 USER_TASKS = ("recommend", "rec_sequence", "recsplain", "profile")
 SPAN_LOSS_TASKS = ("rec_sequence",)
-EXAMPLE_FEATURES = datasets.Features({name: datasets.Value("string") for name in ("prompt", "completion", "task",
-                                                                                   "meta")})
+EXAMPLE_FEATURES = datasets.Features(
+    {name: datasets.Value("string") for name in ("prompt", "completion", "task", "meta")}
+)
 PIPELINE_VERSION = "1"
 MIN_KEYS_PER_WORKER = 20_000  # below this, shipping the context to a worker costs more than it saves
 IGNORE_INDEX = -100
@@ -91,7 +94,9 @@ class _ExampleBuilder:
         self.ctx, self.task, self.cfg, self.seed = ctx, task, cfg, seed
 
     def __getstate__(self) -> dict[str, bytes]:
-        return {"blob": pickle.dumps((self.ctx, self.task, self.cfg, self.seed), protocol=pickle.HIGHEST_PROTOCOL)}
+        return {
+            "blob": pickle.dumps((self.ctx, self.task, self.cfg, self.seed), protocol=pickle.HIGHEST_PROTOCOL)
+        }
 
     def __setstate__(self, state: dict[str, bytes]) -> None:
         self.ctx, self.task, self.cfg, self.seed = pickle.loads(state["blob"])
@@ -111,8 +116,9 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def task_examples(ctx: TaskContext, name: str, task_cfg: Mapping[str, Any], seed: int,
-                  num_proc: int = 1) -> datasets.Dataset:
+def task_examples(
+    ctx: TaskContext, name: str, task_cfg: Mapping[str, Any], seed: int, num_proc: int = 1
+) -> datasets.Dataset:
     """All examples of one task, as a Dataset with columns prompt, completion, task, meta (JSON)."""
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}")
@@ -123,10 +129,16 @@ def task_examples(ctx: TaskContext, name: str, task_cfg: Mapping[str, Any], seed
     _warm(ctx)
     units = datasets.Dataset.from_dict({"key": keys})
     workers = max(1, min(num_proc, len(keys) // MIN_KEYS_PER_WORKER))
-    return units.map(_ExampleBuilder(ctx, task, task_cfg, seed), batched=True, batch_size=256,
-                     num_proc=workers if workers > 1 else None, remove_columns=["key"], features=EXAMPLE_FEATURES,
-                     new_fingerprint=_fingerprint("examples", name, task_cfg, seed, len(keys)),
-                     desc=f"{name} examples")
+    return units.map(
+        _ExampleBuilder(ctx, task, task_cfg, seed),
+        batched=True,
+        batch_size=256,
+        num_proc=workers if workers > 1 else None,
+        remove_columns=["key"],
+        features=EXAMPLE_FEATURES,
+        new_fingerprint=_fingerprint("examples", name, task_cfg, seed, len(keys)),
+        desc=f"{name} examples",
+    )
 
 
 def _warm(ctx: TaskContext) -> None:
@@ -134,7 +146,9 @@ def _warm(ctx: TaskContext) -> None:
     _ = ctx.span, ctx.title, ctx.linked_types, ctx.train_users
 
 
-def mixture_counts(available: Mapping[str, int], weights: Mapping[str, float], total: int | None) -> dict[str, int]:
+def mixture_counts(
+    available: Mapping[str, int], weights: Mapping[str, float], total: int | None
+) -> dict[str, int]:
     """Rows per task: proportional to `weights`, summing to `total` (default: all available rows).
 
     Largest-remainder rounding keeps the sum exact. A task with fewer rows than its share is
@@ -161,13 +175,16 @@ def _rows(available: int, wanted: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def mix(per_task: Mapping[str, datasets.Dataset], weights: Mapping[str, float], total: int | None,
-        seed: int) -> datasets.Dataset:
+def mix(
+    per_task: Mapping[str, datasets.Dataset], weights: Mapping[str, float], total: int | None, seed: int
+) -> datasets.Dataset:
     """The deterministic weighted mixture: same inputs and seed give the same rows in the same order."""
     counts = mixture_counts({t: len(ds) for t, ds in per_task.items()}, weights, total)
     if not counts:
-        raise ValueError(f"the mixture {dict(weights)} selects no examples (available: "
-                         f"{ {t: len(ds) for t, ds in per_task.items()} })")
+        raise ValueError(
+            f"the mixture {dict(weights)} selects no examples (available: "
+            f"{ {t: len(ds) for t, ds in per_task.items()} })"
+        )
     parts = []
     for name in sorted(counts):
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
@@ -188,19 +205,24 @@ def stage_config(tasks_cfg: Mapping[str, Any], stage: str) -> dict[str, Any]:
     return {"mixture": mixture, "total": stages[stage].get("total")}
 
 
-def build_examples(ctx: TaskContext, tasks_cfg: Mapping[str, Any], seed: int = 0, stage: str = "instruct",
-                   num_proc: int = 1) -> datasets.Dataset:
+def build_examples(
+    ctx: TaskContext, tasks_cfg: Mapping[str, Any], seed: int = 0, stage: str = "instruct", num_proc: int = 1
+) -> datasets.Dataset:
     """Every task of `stage`'s mixture, built and mixed: columns prompt, completion, task, meta."""
     tasks_cfg = plain(tasks_cfg)
     stage_cfg = stage_config(tasks_cfg, stage)
     per_task = {}
     for name in tqdm(sorted(stage_cfg["mixture"]), desc=f"tasks ({stage})", unit="task"):
-        per_task[name] = task_examples(ctx, name, (tasks_cfg.get("tasks") or {}).get(name, {}), seed, num_proc)
+        per_task[name] = task_examples(
+            ctx, name, (tasks_cfg.get("tasks") or {}).get(name, {}), seed, num_proc
+        )
     mixed = mix(per_task, stage_cfg["mixture"], stage_cfg["total"], seed)
     leaks = check_leakage(ctx, mixed)
     if leaks:
-        raise AssertionError(f"{len(leaks)} examples mention items outside their user's training history, "
-                             f"e.g. row {leaks[0]}: {mixed[leaks[0]]['meta']}")
+        raise AssertionError(
+            f"{len(leaks)} examples mention items outside their user's training history, "
+            f"e.g. row {leaks[0]}: {mixed[leaks[0]]['meta']}"
+        )
     return mixed
 
 
@@ -221,8 +243,9 @@ def check_leakage(ctx: TaskContext, ds: datasets.Dataset) -> list[int]:
         user = info["user"]
         if user not in reachable:
             items = {x.item for x in ctx.split.train.get(user, ())}
-            reachable[user] = items | {t for i in items for ty in ctx.sid_types
-                                       if (t := ctx.target(i, ty)) is not None}
+            reachable[user] = items | {
+                t for i in items for ty in ctx.sid_types if (t := ctx.target(i, ty)) is not None
+            }
         if not set(info["items"]) <= reachable[user]:
             bad.append(row)
     return bad
@@ -233,13 +256,24 @@ class _Tokenizer:
     """The batched `map` function of `tokenize_examples`."""
 
     def __init__(self, tokenizer: Any, vocab: SIDVocab, end_text: str, bos_id: int | None):
-        self.tokenizer, self.base_size, self.end_text, self.bos_id = tokenizer, vocab.base_size, end_text, bos_id
+        self.tokenizer, self.base_size, self.end_text, self.bos_id = (
+            tokenizer,
+            vocab.base_size,
+            end_text,
+            bos_id,
+        )
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids without special tokens; fast tokenizers skip the offsets that neo never reads."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and hasattr(backend, "encode_batch_fast"):
+            return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         ends = ["" if task in SPAN_LOSS_TASKS else self.end_text for task in batch["task"]]
-        prompts = self.tokenizer(batch["prompt"], add_special_tokens=False)["input_ids"]
-        completions = self.tokenizer([c + e for c, e in zip(batch["completion"], ends, strict=True)],
-                                     add_special_tokens=False)["input_ids"]
+        prompts = self.encode(batch["prompt"])
+        completions = self.encode([c + e for c, e in zip(batch["completion"], ends, strict=True)])
         out: dict[str, list] = {"input_ids": [], "labels": [], "attention_mask": []}
         for prompt, completion, task in zip(prompts, completions, batch["task"], strict=True):
             if self.bos_id is not None:
@@ -263,8 +297,15 @@ def _leading_bos(tokenizer: Any) -> int | None:
     return bos if probe and probe[0] == bos else None
 
 
-def tokenize_examples(ds: datasets.Dataset, tokenizer: Any, max_length: int, num_proc: int = 1, *,
-                      vocab: SIDVocab, end_text: str | None = None) -> datasets.Dataset:
+def tokenize_examples(
+    ds: datasets.Dataset,
+    tokenizer: Any,
+    max_length: int,
+    num_proc: int = 1,
+    *,
+    vocab: SIDVocab,
+    end_text: str | None = None,
+) -> datasets.Dataset:
     """Columns input_ids, labels, attention_mask, task; examples longer than `max_length` are dropped (logged).
 
     Prompt and completion are tokenised separately so the label boundary is exact; the completion
@@ -272,22 +313,35 @@ def tokenize_examples(ds: datasets.Dataset, tokenizer: Any, max_length: int, num
     except for `rec_sequence`, whose history has no natural end.
     """
     if len(tokenizer) != vocab.total_size:
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs {vocab.total_size}; "
-                         "call neo.vocab.attach_to_tokenizer first")
+        raise ValueError(
+            f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs {vocab.total_size}; "
+            "call neo.vocab.attach_to_tokenizer first"
+        )
     end_text = ChatFormat.from_tokenizer(tokenizer).end if end_text is None else end_text
     encode = _Tokenizer(tokenizer, vocab, end_text, _leading_bos(tokenizer))
-    tokenized = ds.map(encode, batched=True, batch_size=512, num_proc=num_proc if num_proc > 1 else None,
-                       remove_columns=[c for c in ds.column_names if c != "task"],
-                       new_fingerprint=_fingerprint("tokens", ds._fingerprint, tokenizer.name_or_path,
-                                                    len(tokenizer), end_text, max_length),
-                       desc="tokenising")
+    tokenized = ds.map(
+        encode,
+        batched=True,
+        batch_size=512,
+        num_proc=num_proc if num_proc > 1 else None,
+        remove_columns=[c for c in ds.column_names if c != "task"],
+        new_fingerprint=_fingerprint(
+            "tokens", ds._fingerprint, tokenizer.name_or_path, len(tokenizer), end_text, max_length
+        ),
+        desc="tokenising",
+    )
     lengths = np.diff(_list_column(tokenized, "input_ids")[1])
     keep = np.flatnonzero(lengths <= max_length)
     if len(keep) < len(tokenized):
         dropped = len(tokenized) - len(keep)
-        log.warning("dropped %d of %d examples longer than max_length=%d tokens (longest: %d); "
-                    "lower tasks.*.max_history or raise max_length", dropped, len(tokenized), max_length,
-                    int(lengths.max()))
+        log.warning(
+            "dropped %d of %d examples longer than max_length=%d tokens (longest: %d); "
+            "lower tasks.*.max_history or raise max_length",
+            dropped,
+            len(tokenized),
+            max_length,
+            int(lengths.max()),
+        )
         tokenized = tokenized.select(keep).flatten_indices()
     return tokenized
 
@@ -327,7 +381,7 @@ def _list_column(ds: datasets.Dataset, name: str) -> tuple[np.ndarray, np.ndarra
     """A list column as (flat values, offsets) straight from Arrow: no per-row Python objects."""
     column = _flat(ds).data.column(name).combine_chunks()
     offsets = column.offsets.to_numpy()
-    return column.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]], offsets - offsets[0]
+    return column.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
 def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset:
@@ -347,8 +401,10 @@ def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset
     order = np.fromiter((i for group in plan for i in group), dtype=np.int64, count=len(lengths))
     row_of = np.repeat(np.arange(rows), [len(group) for group in plan])
     if rows * max_length >= 2**31:
-        raise ValueError(f"{rows} packed rows of {max_length} tokens exceed Arrow's 32-bit list offsets; "
-                         "build the stage in parts")
+        raise ValueError(
+            f"{rows} packed rows of {max_length} tokens exceed Arrow's 32-bit list offsets; "
+            "build the stage in parts"
+        )
     sizes = lengths[order]
     within = np.cumsum(sizes) - sizes  # start of each example in the concatenation
     per_row = [len(group) for group in plan]
@@ -364,14 +420,20 @@ def pack(ds: datasets.Dataset, max_length: int, pad_id: int) -> datasets.Dataset
     out_ids[dest], out_labels[dest], mask[dest] = ids[src], labels[src], 1
     # Padding tails count 0, 1, 2... too: positions restart wherever a new example or the tail begins.
     used = np.bincount(row_of, weights=sizes, minlength=rows).astype(np.int64)
-    starts = np.concatenate([row_of * max_length + cursor, np.flatnonzero(used < max_length) * max_length
-                             + used[used < max_length]])
+    starts = np.concatenate(
+        [
+            row_of * max_length + cursor,
+            np.flatnonzero(used < max_length) * max_length + used[used < max_length],
+        ]
+    )
     segment_start = np.zeros(rows * max_length, dtype=np.int64)
     segment_start[starts] = starts
     positions = np.arange(rows * max_length) - np.maximum.accumulate(segment_start)
     row_offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * max_length)
     columns = {"input_ids": out_ids, "labels": out_labels, "attention_mask": mask, "position_ids": positions}
-    table = pa.table({name: pa.ListArray.from_arrays(row_offsets, pa.array(values)) for name, values in columns.items()})
+    table = pa.table(
+        {name: pa.ListArray.from_arrays(row_offsets, pa.array(values)) for name, values in columns.items()}
+    )
     return datasets.Dataset(table, fingerprint=_fingerprint("packed", ds._fingerprint, max_length, pad_id))
 
 
@@ -412,21 +474,48 @@ def _split_fingerprint(split: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(ctx: TaskContext, tasks_cfg: Mapping[str, Any], stage: str, tokenizer: Any, seed: int,
-              max_length: int, packed: bool) -> str:
+def cache_key(
+    ctx: TaskContext,
+    tasks_cfg: Mapping[str, Any],
+    stage: str,
+    tokenizer: Any,
+    seed: int,
+    max_length: int,
+    packed: bool,
+) -> str:
     """Hash of everything the training rows depend on: a change to any input builds new rows."""
-    catalog_tables = {name: getattr(ctx.catalog, name)._fingerprint for name in
-                      ("items", "interactions", "queries", "profiles") if getattr(ctx.catalog, name) is not None}
+    catalog_tables = {
+        name: getattr(ctx.catalog, name)._fingerprint
+        for name in ("items", "interactions", "queries", "profiles")
+        if getattr(ctx.catalog, name) is not None
+    }
     return _fingerprint(
-        PIPELINE_VERSION, ctx.catalog.name, catalog_tables, _split_fingerprint(ctx.split),
-        {t: table.version for t, table in ctx.tables.items()}, ctx.vocab.to_dict(), ctx.chat.to_dict(),
-        ctx.style, plain(tasks_cfg), stage, _tokenizer_fingerprint(tokenizer), len(tokenizer), seed, max_length,
+        PIPELINE_VERSION,
+        ctx.catalog.name,
+        catalog_tables,
+        _split_fingerprint(ctx.split),
+        {t: table.version for t, table in ctx.tables.items()},
+        ctx.vocab.to_dict(),
+        ctx.chat.to_dict(),
+        ctx.style,
+        plain(tasks_cfg),
+        stage,
+        _tokenizer_fingerprint(tokenizer),
+        len(tokenizer),
+        seed,
+        max_length,
         packed,
     )
 
 
-def build_training_dataset(ctx: TaskContext, tasks_cfg: Mapping[str, Any], stage: str, tokenizer: Any,
-                           seed: int = 0, cache_dir: str | os.PathLike | None = None) -> datasets.Dataset:
+def build_training_dataset(
+    ctx: TaskContext,
+    tasks_cfg: Mapping[str, Any],
+    stage: str,
+    tokenizer: Any,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> datasets.Dataset:
     """Examples -> mixture -> tokens -> (packed) rows for one stage, reusing a cached copy if inputs match.
 
     Reads `max_length`, `pack` and `num_proc` from `tasks_cfg`. The cache lives in
@@ -442,7 +531,9 @@ def build_training_dataset(ctx: TaskContext, tasks_cfg: Mapping[str, Any], stage
         log.info("reusing cached training rows %s", target)
         return datasets.load_from_disk(str(target))
     examples = build_examples(ctx, tasks_cfg, seed, stage, num_proc)
-    rows = tokenize_examples(examples, tokenizer, max_length, num_proc, vocab=ctx.vocab, end_text=ctx.chat.end)
+    rows = tokenize_examples(
+        examples, tokenizer, max_length, num_proc, vocab=ctx.vocab, end_text=ctx.chat.end
+    )
     if packed:
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad_id is None:
@@ -457,12 +548,33 @@ def build_training_dataset(ctx: TaskContext, tasks_cfg: Mapping[str, Any], stage
     return datasets.load_from_disk(str(target))
 
 
-def context(catalog: Catalog, split: Any, tables: Mapping[str, Any], vocab: SIDVocab, tasks_cfg: Mapping[str, Any],
-            chat: ChatFormat) -> TaskContext:
+def context(
+    catalog: Catalog,
+    split: Any,
+    tables: Mapping[str, Any],
+    vocab: SIDVocab,
+    tasks_cfg: Mapping[str, Any],
+    chat: ChatFormat,
+) -> TaskContext:
     """A `TaskContext` with the history style of `tasks_cfg.history`."""
-    return TaskContext(catalog, split, tables, vocab, chat, history_style(catalog, plain(tasks_cfg).get("history", {})))
+    return TaskContext(
+        catalog, split, tables, vocab, chat, history_style(catalog, plain(tasks_cfg).get("history", {}))
+    )
 
 
-__all__ = ["TASKS", "Example", "build_examples", "build_training_dataset", "check_leakage", "context",
-           "mix", "mixture_counts", "pack", "pack_plan", "block_causal_mask", "segment_ids", "task_examples",
-           "tokenize_examples"]
+__all__ = [
+    "TASKS",
+    "Example",
+    "build_examples",
+    "build_training_dataset",
+    "check_leakage",
+    "context",
+    "mix",
+    "mixture_counts",
+    "pack",
+    "pack_plan",
+    "block_causal_mask",
+    "segment_ids",
+    "task_examples",
+    "tokenize_examples",
+]

@@ -33,10 +33,15 @@ def _names(names: Sequence[str]) -> str:
 def derived_profile(ctx: TaskContext, history: Sequence[Any], top: int = 3) -> str:
     """'Mostly products. Favourite categories: A, B and C. Favourite brands: D.' from history metadata."""
     kinds = Counter(ctx.type_of[x.item] for x in history)
-    sentences = [f"Mostly {_names([plural(t) for t, _ in kinds.most_common(2)])}."]
+    primary_types = [t for t in ctx.sid_types if t not in ctx.linked_types]
+    # "Mostly products" says nothing when products are all there is.
+    sentences = (
+        [f"Mostly {_names([plural(t) for t, _ in kinds.most_common(2)])}."] if len(primary_types) > 1 else []
+    )
     for entity_type in ctx.linked_types:
-        counts = Counter(links[-1] for x in history
-                         if (links := ctx.catalog.links.get(x.item, {}).get(entity_type)))
+        counts = Counter(
+            links[-1] for x in history if (links := ctx.catalog.links.get(x.item, {}).get(entity_type))
+        )
         if counts:
             names = [ctx.title[i] for i, _ in counts.most_common(top)]
             sentences.append(f"Favourite {plural(entity_type)}: {_names(names)}.")
@@ -54,11 +59,23 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
         return []
     completion = given if given is not None else derived_profile(ctx, history, int(cfg.get("top", 3)))
     rng = rng_for(seed, "profile", user)
-    prompt = profile_prompt(ctx.history_text(user, start, len(full)), chat=ctx.chat,
-                            template=rng.randrange(len(templates("profile"))))
-    return [Example(prompt, completion, "profile", {
-        "user": user, "source": "table" if given is not None else "derived", "items": [x.item for x in history],
-    })]
+    prompt = profile_prompt(
+        ctx.history_text(user, start, len(full)),
+        chat=ctx.chat,
+        template=rng.randrange(len(templates("profile"))),
+    )
+    return [
+        Example(
+            prompt,
+            completion,
+            "profile",
+            {
+                "user": user,
+                "source": "table" if given is not None else "derived",
+                "items": [x.item for x in history],
+            },
+        )
+    ]
 
 
 TASK = Task("profile", keys, examples)

@@ -25,7 +25,12 @@ POOLS: tuple[str, ...] = ("train", "heldout")
 HISTORY_HEADER = "History:"
 SECONDS_PER_DAY = 86400.0
 
-_IRREGULAR_PLURALS = {"category": "categories", "person": "people", "series": "series", "company": "companies"}
+_IRREGULAR_PLURALS = {
+    "category": "categories",
+    "person": "people",
+    "series": "series",
+    "company": "companies",
+}
 
 
 def plural(entity_type: str) -> str:
@@ -82,32 +87,32 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
     "search": {
         "train": (
             "Find {n_items} matching the query: {query}",
-            "Search the catalog for {n_items} relevant to \"{query}\".",
+            'Search the catalog for {n_items} relevant to "{query}".',
             "Query: {query}\nReturn {n_items}.",
-            "Which {types} best match the search \"{query}\"? Give {n_items}.",
+            'Which {types} best match the search "{query}"? Give {n_items}.',
             "Retrieve {n_items} for this search: {query}",
-            "A user searched for \"{query}\". List {n_items}.",
-            "Look up {n_items} that answer the query \"{query}\".",
-            "Return the top {types} for the query \"{query}\" ({n_items}).",
+            'A user searched for "{query}". List {n_items}.',
+            'Look up {n_items} that answer the query "{query}".',
+            'Return the top {types} for the query "{query}" ({n_items}).',
             "Search: {query}. Show {n_items}.",
-            "Find the {types} someone typing \"{query}\" is looking for; list {n_items}.",
+            'Find the {types} someone typing "{query}" is looking for; list {n_items}.',
             "Match this query to {n_items}: {query}",
             "Give {n_items} relevant to: {query}",
-            "You are a search engine. Results ({n_items}) for \"{query}\":",
-            "Which {type} is meant by \"{query}\"? Answer with {n_items}.",
-            "Retrieve the most relevant {types} for \"{query}\"; return {n_items}.",
-            "Searching for \"{query}\" -- find {n_items}.",
-            "Locate {n_items} in the catalog for the request \"{query}\".",
-            "Answer the search query \"{query}\" with {n_items}.",
+            'You are a search engine. Results ({n_items}) for "{query}":',
+            'Which {type} is meant by "{query}"? Answer with {n_items}.',
+            'Retrieve the most relevant {types} for "{query}"; return {n_items}.',
+            'Searching for "{query}" -- find {n_items}.',
+            'Locate {n_items} in the catalog for the request "{query}".',
+            'Answer the search query "{query}" with {n_items}.',
             "Top {types} for: {query}. Provide {n_items}.",
-            "Help the user find {n_items} for \"{query}\".",
+            'Help the user find {n_items} for "{query}".',
         ),
         "heldout": (
-            "Someone is looking for \"{query}\". What {types} would satisfy them? Return {n_items}.",
-            "Rank the catalog for the text \"{query}\" and report {n_items}.",
+            'Someone is looking for "{query}". What {types} would satisfy them? Return {n_items}.',
+            'Rank the catalog for the text "{query}" and report {n_items}.',
             "I need {n_items} about this: {query}",
-            "Dig up {n_items} that correspond to \"{query}\".",
-            "The request reads \"{query}\"; respond with {n_items}.",
+            'Dig up {n_items} that correspond to "{query}".',
+            'The request reads "{query}"; respond with {n_items}.',
         ),
     },
     "recsplain": {
@@ -212,8 +217,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "What is the ID of this {type}? {description}",
             "Map this description to its {type}: {description}",
         ),
-        "heldout": ("Point to the {type} that this text describes: {description}",
-                    "Here is a {type}: {description}\nWhat is its ID?"),
+        "heldout": (
+            "Point to the {type} that this text describes: {description}",
+            "Here is a {type}: {description}\nWhat is its ID?",
+        ),
     },
     "sid2type": {
         "train": (
@@ -230,16 +237,16 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "name2sid": {
         "train": (
-            "Which {type} is called \"{name}\"?",
-            "Give the ID of the {type} \"{name}\".",
+            'Which {type} is called "{name}"?',
+            'Give the ID of the {type} "{name}".',
             "Find the {type} named {name}.",
             "{type} name: {name}. ID?",
             "What is the ID of the {type} {name}?",
-            "Look up the {type} \"{name}\".",
-            "Map the name \"{name}\" to its {type}.",
-            "Return the {type} whose name is \"{name}\".",
+            'Look up the {type} "{name}".',
+            'Map the name "{name}" to its {type}.',
+            'Return the {type} whose name is "{name}".',
         ),
-        "heldout": ("Resolve \"{name}\" to a {type}.", "I mean the {type} {name}: which one is that?"),
+        "heldout": ('Resolve "{name}" to a {type}.', "I mean the {type} {name}: which one is that?"),
     },
     "sid2name": {
         "train": (
@@ -258,32 +265,54 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
 
 FORMAT_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "ids": {
-        "train": ("Answer with item IDs only.", "Reply with IDs, one per line.", "Output only the IDs.",
-                  "Respond with catalog IDs.", "Use IDs, no titles."),
+        "train": (
+            "Answer with item IDs only.",
+            "Reply with IDs, one per line.",
+            "Output only the IDs.",
+            "Respond with catalog IDs.",
+            "Use IDs, no titles.",
+        ),
         "heldout": ("Just the identifiers, please.", "IDs and nothing else."),
     },
     "text": {
-        "train": ("Answer with titles only.", "Reply with names, one per line.", "Write the titles, no IDs.",
-                  "Respond in plain text with their names.", "Give names, not IDs."),
+        "train": (
+            "Answer with titles only.",
+            "Reply with names, one per line.",
+            "Write the titles, no IDs.",
+            "Respond in plain text with their names.",
+            "Give names, not IDs.",
+        ),
         "heldout": ("Just the names, please.", "Titles and nothing else."),
     },
     "mixed": {
-        "train": ("Give each ID followed by its title.", "Reply with ID and title on each line.",
-                  "List IDs together with their names.", "For each, write the ID, then the title.",
-                  "Answer with IDs and titles."),
+        "train": (
+            "Give each ID followed by its title.",
+            "Reply with ID and title on each line.",
+            "List IDs together with their names.",
+            "For each, write the ID, then the title.",
+            "Answer with IDs and titles.",
+        ),
         "heldout": ("Identifiers with their names, please.", "Pair every ID with its title."),
     },
 }
 
 FAMILIARITY_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "familiar": {
-        "train": ("Pick from what the user already knows.", "Stick to familiar favourites.",
-                  "Only things the user has engaged with before.", "Choose familiar items."),
+        "train": (
+            "Pick from what the user already knows.",
+            "Stick to familiar favourites.",
+            "Only things the user has engaged with before.",
+            "Choose familiar items.",
+        ),
         "heldout": ("Keep to what they already like and know.",),
     },
     "unfamiliar": {
-        "train": ("Only suggest things new to the user.", "Help the user discover something new.",
-                  "Nothing the user has seen before.", "Choose unfamiliar items for discovery."),
+        "train": (
+            "Only suggest things new to the user.",
+            "Help the user discover something new.",
+            "Nothing the user has seen before.",
+            "Choose unfamiliar items for discovery.",
+        ),
         "heldout": ("Surprise them with something they have never tried.",),
     },
 }
@@ -328,11 +357,14 @@ class ChatFormat:
         """Use the tokenizer's chat template if it has one, else the plain format with its EOS."""
         if not getattr(tokenizer, "chat_template", None):
             return cls.plain(getattr(tokenizer, "eos_token", None))
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": _MARKER}], tokenize=False,
-                                               add_generation_prompt=True)
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": _MARKER}], tokenize=False, add_generation_prompt=True
+        )
         if prompt.count(_MARKER) != 1:
-            raise ValueError("the tokenizer's chat template does not place the user message verbatim; "
-                             "neo needs a template that wraps the message without rewriting it")
+            raise ValueError(
+                "the tokenizer's chat template does not place the user message verbatim; "
+                "neo needs a template that wraps the message without rewriting it"
+            )
         prefix, suffix = prompt.split(_MARKER)
         full = tokenizer.apply_chat_template(
             [{"role": "user", "content": _MARKER}, {"role": "assistant", "content": _MARKER}], tokenize=False
@@ -405,8 +437,9 @@ def history_block(history: Sequence[HistoryLine | str] | str, style: HistoryStyl
 
 
 # ----- instruction composition ------------------------------------------------------------------
-def _controls(output_format: OutputFormat | None, familiarity: Familiarity | None, pool: Pool,
-              phrasing: int) -> str:
+def _controls(
+    output_format: OutputFormat | None, familiarity: Familiarity | None, pool: Pool, phrasing: int
+) -> str:
     """The format and familiarity sentences appended after the task sentence."""
     parts = []
     if output_format is not None:
@@ -428,46 +461,99 @@ def _instruction(task: str, template: int | str, pool: Pool, **values: Any) -> s
         raise ValueError(f"template {text!r} of task {task!r} uses unknown placeholder {exc}") from None
 
 
-def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
+def _join(instruction: str, controls: str) -> str:
+    """The task sentence, then the control sentences; a query that ends the sentence gets its full stop."""
+    if not controls:
+        return instruction
+    if instruction and instruction[-1] not in ".?!:\"'":
+        instruction += "."
+    return f"{instruction} {controls}"
 
 
-def recommend_prompt(history: Sequence[HistoryLine | str] | str, target_type: str, k: int = 1,
-                     output_format: OutputFormat = "ids", familiarity: Familiarity | None = None, *,
-                     chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train",
-                     phrasing: int = 0, style: HistoryStyle = DEFAULT_STYLE) -> str:
+def recommend_prompt(
+    history: Sequence[HistoryLine | str] | str,
+    target_type: str,
+    k: int = 1,
+    output_format: OutputFormat = "ids",
+    familiarity: Familiarity | None = None,
+    *,
+    chat: ChatFormat = PLAIN,
+    template: int | str = 0,
+    pool: Pool = "train",
+    phrasing: int = 0,
+    style: HistoryStyle = DEFAULT_STYLE,
+) -> str:
     """Next-item recommendation of `k` items of `target_type`; the history comes last, right before the answer."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    instruction = _instruction("recommend", template, pool, type=target_type, types=plural(target_type),
-                               n_items=count_phrase(target_type, k))
+    instruction = _instruction(
+        "recommend",
+        template,
+        pool,
+        type=target_type,
+        types=plural(target_type),
+        n_items=count_phrase(target_type, k),
+    )
     controls = _controls(output_format, familiarity, pool, phrasing)
     return chat.wrap(f"{_join(instruction, controls)}\n\n{HISTORY_HEADER}\n{history_block(history, style)}")
 
 
-def search_prompt(query: str, target_type: str, k: int = 1, output_format: OutputFormat = "ids", *,
-                  chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train",
-                  phrasing: int = 0) -> str:
+def search_prompt(
+    query: str,
+    target_type: str,
+    k: int = 1,
+    output_format: OutputFormat = "ids",
+    *,
+    chat: ChatFormat = PLAIN,
+    template: int | str = 0,
+    pool: Pool = "train",
+    phrasing: int = 0,
+) -> str:
     """Text query -> `k` items of `target_type`."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    instruction = _instruction("search", template, pool, type=target_type, types=plural(target_type),
-                               n_items=count_phrase(target_type, k), query=query.strip())
+    instruction = _instruction(
+        "search",
+        template,
+        pool,
+        type=target_type,
+        types=plural(target_type),
+        n_items=count_phrase(target_type, k),
+        query=query.strip(),
+    )
     controls = _controls(output_format, None, pool, phrasing)
     return chat.wrap(_join(instruction, controls))
 
 
-def recsplain_prompt(history: Sequence[HistoryLine | str] | str, target_type: str, *,
-                     chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train",
-                     style: HistoryStyle = DEFAULT_STYLE) -> str:
+def recsplain_prompt(
+    history: Sequence[HistoryLine | str] | str,
+    target_type: str,
+    *,
+    chat: ChatFormat = PLAIN,
+    template: int | str = 0,
+    pool: Pool = "train",
+    style: HistoryStyle = DEFAULT_STYLE,
+) -> str:
     """History -> one item of `target_type` (as a SID span) followed by a short explanation."""
-    instruction = _instruction("recsplain", template, pool, type=target_type, types=plural(target_type),
-                               n_items=count_phrase(target_type, 1))
+    instruction = _instruction(
+        "recsplain",
+        template,
+        pool,
+        type=target_type,
+        types=plural(target_type),
+        n_items=count_phrase(target_type, 1),
+    )
     return chat.wrap(f"{instruction}\n\n{HISTORY_HEADER}\n{history_block(history, style)}")
 
 
-def profile_prompt(history: Sequence[HistoryLine | str] | str, *, chat: ChatFormat = PLAIN,
-                   template: int | str = 0, pool: Pool = "train", style: HistoryStyle = DEFAULT_STYLE) -> str:
+def profile_prompt(
+    history: Sequence[HistoryLine | str] | str,
+    *,
+    chat: ChatFormat = PLAIN,
+    template: int | str = 0,
+    pool: Pool = "train",
+    style: HistoryStyle = DEFAULT_STYLE,
+) -> str:
     """History -> a natural-language profile of the user's interests."""
     instruction = _instruction("profile", template, pool)
     return chat.wrap(f"{instruction}\n\n{HISTORY_HEADER}\n{history_block(history, style)}")
@@ -478,13 +564,31 @@ def rec_sequence_prompt(*, chat: ChatFormat = PLAIN, template: int | str = 0, po
     return chat.wrap(_instruction("rec_sequence", template, pool))
 
 
-def align_prompt(subtask: str, entity_type: str, *, item: str = "", description: str = "", name: str = "",
-                 type_names: Sequence[str] = (), chat: ChatFormat = PLAIN, template: int | str = 0,
-                 pool: Pool = "train") -> str:
+def align_prompt(
+    subtask: str,
+    entity_type: str,
+    *,
+    item: str = "",
+    description: str = "",
+    name: str = "",
+    type_names: Sequence[str] = (),
+    chat: ChatFormat = PLAIN,
+    template: int | str = 0,
+    pool: Pool = "train",
+) -> str:
     """Grounding prompts: sid2text, text2sid, sid2type, name2sid, sid2name."""
     types_list = " or ".join(", ".join(type_names).rsplit(", ", 1)) if type_names else entity_type
-    instruction = _instruction(subtask, template, pool, item=item, type=entity_type, types=plural(entity_type),
-                               description=description, name=name, types_list=types_list)
+    instruction = _instruction(
+        subtask,
+        template,
+        pool,
+        item=item,
+        type=entity_type,
+        types=plural(entity_type),
+        description=description,
+        name=name,
+        types_list=types_list,
+    )
     return chat.wrap(instruction)
 
 

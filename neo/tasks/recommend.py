@@ -51,12 +51,16 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
     control_rate = float(cfg.get("familiarity_rate", 0.5))
     out = []
     for entity_type in target_types(ctx, cfg):
-        positions = [j for j in range(1, len(history)) if ctx.target(history[j].item, entity_type) is not None]
+        positions = [
+            j for j in range(1, len(history)) if ctx.target(history[j].item, entity_type) is not None
+        ]
         if not positions:
             continue
         # The most recent position always, plus earlier ones drawn without replacement.
-        chosen = [positions[-1], *rng.sample(positions[:-1], min(len(positions) - 1,
-                                                                 int(cfg.get("examples_per_user", 1)) - 1))]
+        chosen = [
+            positions[-1],
+            *rng.sample(positions[:-1], min(len(positions) - 1, int(cfg.get("examples_per_user", 1)) - 1)),
+        ]
         for j in chosen:
             start = max(0, j - max_items)
             context = history[start:j]
@@ -69,16 +73,33 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
             answer = upcoming[: rng.choice(k_choices)]
             output_format = weighted_choice(rng, formats, "tasks.recommend.formats")
             prompt = recommend_prompt(
-                ctx.history_text(user, start, j), entity_type, len(answer), output_format, familiarity, chat=ctx.chat,
+                ctx.history_text(user, start, j),
+                entity_type,
+                len(answer),
+                output_format,
+                familiarity,
+                chat=ctx.chat,
                 template=rng.randrange(len(templates("recommend"))),
-                phrasing=rng.randrange(max(len(FORMAT_PHRASES["ids"]["train"]),
-                                           len(FAMILIARITY_PHRASES["familiar"]["train"]))),
+                phrasing=rng.randrange(
+                    max(len(FORMAT_PHRASES["ids"]["train"]), len(FAMILIARITY_PHRASES["familiar"]["train"]))
+                ),
                 style=ctx.style,
             )
-            out.append(Example(prompt, render_items(ctx, answer, output_format), "recommend", {
-                "user": user, "target_type": entity_type, "format": output_format, "familiarity": familiarity,
-                "targets": answer, "items": [x.item for x in context] + answer,
-            }))
+            out.append(
+                Example(
+                    prompt,
+                    render_items(ctx, answer, output_format),
+                    "recommend",
+                    {
+                        "user": user,
+                        "target_type": entity_type,
+                        "format": output_format,
+                        "familiarity": familiarity,
+                        "targets": answer,
+                        "items": [x.item for x in context] + answer,
+                    },
+                )
+            )
     return out
 
 

@@ -23,8 +23,51 @@ from neo.tasks.prompts import FORMAT_PHRASES, search_prompt, templates
 
 DEFAULT_FORMATS = {"ids": 0.8, "mixed": 0.1, "text": 0.1}
 STOPWORDS = frozenset(
-    "a an and are as at be by for from has have in into is it its of on or per the to with without "
-    "this that these those x pack pcs pc set new inch inches mm cm ft oz lb lbs".split()
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "per",
+        "the",
+        "to",
+        "with",
+        "without",
+        "this",
+        "that",
+        "these",
+        "those",
+        "x",
+        "pack",
+        "pcs",
+        "pc",
+        "set",
+        "new",
+        "inch",
+        "inches",
+        "mm",
+        "cm",
+        "ft",
+        "oz",
+        "lb",
+        "lbs",
+    }
 )
 _WORD = re.compile(r"[a-z][a-z0-9'&+-]*[a-z0-9]|[a-z]{2,}")
 
@@ -51,8 +94,9 @@ def _stable_fraction(text: str) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def synthetic_queries(catalog: Catalog, seed: int = 0, per_item: int = 3,
-                      types: list[str] | None = None) -> list[Query]:
+def synthetic_queries(
+    catalog: Catalog, seed: int = 0, per_item: int = 3, types: list[str] | None = None
+) -> list[Query]:
     """Queries derived from item metadata for catalogs that log none (see the module docstring)."""
     linked_types = {t for links in catalog.links.values() for t in links}
     types = types or [t for t in catalog.type_names if t not in linked_types]
@@ -84,8 +128,16 @@ def synthetic_queries(catalog: Catalog, seed: int = 0, per_item: int = 3,
             by_attributes.setdefault((entity_type, " ".join(names)), []).append(item)
     for (entity_type, text), members in by_attributes.items():
         split = "test" if _stable_fraction(f"{seed}:{text}") < 0.2 else "train"
-        out.append(Query(f"syn:attr:{hashlib.sha256(text.encode()).hexdigest()[:12]}", text, entity_type,
-                         members, split, True))
+        out.append(
+            Query(
+                f"syn:attr:{hashlib.sha256(text.encode()).hexdigest()[:12]}",
+                text,
+                entity_type,
+                members,
+                split,
+                True,
+            )
+        )
     return out
 
 
@@ -93,7 +145,9 @@ def logged_queries(catalog: Catalog) -> list[Query]:
     table = catalog.queries
     if table is None:
         return []
-    return [Query(q["id"], q["text"], q["type"], list(q["items"]), q["split"] or "test", False) for q in table]
+    return [
+        Query(q["id"], q["text"], q["type"], list(q["items"]), q["split"] or "test", False) for q in table
+    ]
 
 
 def queries(catalog: Catalog, part: str | None = None, seed: int = 0, per_item: int = 3) -> list[Query]:
@@ -120,19 +174,38 @@ def keys(ctx: TaskContext, cfg: Mapping[str, Any]) -> list[str]:
 def examples(ctx: TaskContext, query_id: str, cfg: Mapping[str, Any], seed: int) -> list[Example]:
     query = _train_index(ctx, cfg)[query_id]
     if query.split != "train":
-        raise ValueError(f"query {query_id!r} is in split {query.split!r}; only training queries make examples")
+        raise ValueError(
+            f"query {query_id!r} is in split {query.split!r}; only training queries make examples"
+        )
     answer = [i for i in query.items if i in ctx.span][: int(cfg.get("max_k", 5))]
     if not answer:
         return []
     rng = rng_for(seed, "search", query_id)
     output_format = weighted_choice(rng, cfg.get("formats", DEFAULT_FORMATS), "tasks.search.formats")
-    prompt = search_prompt(query.text, query.type, len(answer), output_format, chat=ctx.chat,
-                           template=rng.randrange(len(templates("search"))),
-                           phrasing=rng.randrange(len(FORMAT_PHRASES["ids"]["train"])))
-    return [Example(prompt, render_items(ctx, answer, output_format), "search", {
-        "query": query.id, "synthetic": query.synthetic, "target_type": query.type, "format": output_format,
-        "targets": answer, "items": answer,
-    })]
+    prompt = search_prompt(
+        query.text,
+        query.type,
+        len(answer),
+        output_format,
+        chat=ctx.chat,
+        template=rng.randrange(len(templates("search"))),
+        phrasing=rng.randrange(len(FORMAT_PHRASES["ids"]["train"])),
+    )
+    return [
+        Example(
+            prompt,
+            render_items(ctx, answer, output_format),
+            "search",
+            {
+                "query": query.id,
+                "synthetic": query.synthetic,
+                "target_type": query.type,
+                "format": output_format,
+                "targets": answer,
+                "items": answer,
+            },
+        )
+    ]
 
 
 TASK = Task("search", keys, examples)

@@ -33,8 +33,16 @@ MAX_USERS = 400
 
 def _compose(dataset: str, work: Path) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={dataset}", "sid=fast", "tasks=default",
-                                                      f"paths.output_root={work}", f"paths.cache_dir={work / 'cache'}"])
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                f"data={dataset}",
+                "sid=fast",
+                "tasks=default",
+                f"paths.output_root={work}",
+                f"paths.cache_dir={work / 'cache'}",
+            ],
+        )
     return plain(cfg)
 
 
@@ -46,8 +54,12 @@ def load_context(dataset: str, work: Path) -> tuple[TaskContext, dict]:
     if not (out_dir / SIDS_DIR / "index.json").exists():
         build_sid_tables(catalog, cfg["sid"], out_dir)
     tables = load_tables(out_dir / SIDS_DIR)
-    vocab = SIDVocab(1, {t: table.codebook_sizes for t, table in tables.items()})  # span text ignores base size
-    return context(catalog, make_split(catalog), tables, vocab, cfg["tasks"], ChatFormat.plain()), cfg["tasks"]
+    vocab = SIDVocab(
+        1, {t: table.codebook_sizes for t, table in tables.items()}
+    )  # span text ignores base size
+    return context(catalog, make_split(catalog), tables, vocab, cfg["tasks"], ChatFormat.plain()), cfg[
+        "tasks"
+    ]
 
 
 def _label(example: Example) -> str:
@@ -71,13 +83,16 @@ def _candidates(ctx: TaskContext, tasks_cfg: dict, seed: int) -> Iterator[Exampl
             yield from TASKS["align"].examples(ctx, item, cfg["align"], seed)
     users = [u for u in ctx.train_users if len(ctx.train_history(u)) >= 4][:MAX_USERS]
     short = {**cfg["recommend"], "max_history": 6, "examples_per_user": 1, "k": [1, 3]}
-    for name, task_cfg in (("recommend", short), ("recsplain", {**cfg["recsplain"], "max_history": 6}),
-                           ("profile", {**cfg["profile"], "max_history": 6}),
-                           ("rec_sequence", {**cfg["rec_sequence"], "max_history": 6})):
+    for name, task_cfg in (
+        ("recommend", short),
+        ("recsplain", {**cfg["recsplain"], "max_history": 6}),
+        ("profile", {**cfg["profile"], "max_history": 6}),
+        ("rec_sequence", {**cfg["rec_sequence"], "max_history": 6}),
+    ):
         for user in users:
             yield from TASKS[name].examples(ctx, user, task_cfg, seed)
     search_cfg = cfg["search"]
-    for key in TASKS["search"].keys(ctx, search_cfg)[:200]:
+    for key in TASKS["search"].keys(ctx, search_cfg):
         yield from TASKS["search"].examples(ctx, key, search_cfg, seed)
 
 
@@ -93,11 +108,24 @@ def pick_examples(ctx: TaskContext, tasks_cfg: dict, seed: int = 0) -> list[Exam
 
 
 def render_markdown(title: str, ctx: TaskContext, examples: Sequence[Example]) -> str:
-    lines = [f"### {title}", "", f"Catalog `{ctx.catalog.name}`: types {', '.join(ctx.sid_types)}; "
-             f"{len(ctx.train_users)} users with training histories.", ""]
+    lines = [
+        f"### {title}",
+        "",
+        f"Catalog `{ctx.catalog.name}`: types {', '.join(ctx.sid_types)}; "
+        f"{len(ctx.train_users)} users with training histories.",
+        "",
+    ]
     for example in examples:
-        lines += [f"#### {_label(example)}", "", "```text", example.prompt + example.completion, "```", "",
-                  f"<sub>meta: `{json.dumps(example.meta, ensure_ascii=False)[:300]}`</sub>", ""]
+        lines += [
+            f"#### {_label(example)}",
+            "",
+            "```text",
+            example.prompt + example.completion,
+            "```",
+            "",
+            f"<sub>meta: `{json.dumps(example.meta, ensure_ascii=False)[:300]}`</sub>",
+            "",
+        ]
     return "\n".join(lines)
 
 

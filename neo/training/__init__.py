@@ -4,5 +4,15 @@ from neo.training.checkpoint import latest_state, load_stage_checkpoint, require
 from neo.training.engine import Engine, TrainSettings, collate, lr_factor
 from neo.training.stages import STAGES, prepare_for_stage
 
-__all__ = ["STAGES", "Engine", "TrainSettings", "collate", "latest_state", "load_stage_checkpoint", "lr_factor",
-           "prepare_for_stage", "require_stage", "save_stage_checkpoint"]
+__all__ = [
+    "STAGES",
+    "Engine",
+    "TrainSettings",
+    "collate",
+    "latest_state",
+    "load_stage_checkpoint",
+    "lr_factor",
+    "prepare_for_stage",
+    "require_stage",
+    "save_stage_checkpoint",
+]

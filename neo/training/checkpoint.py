@@ -27,8 +27,14 @@ STATES_DIR = "checkpoints"
 _STATE_NAME = re.compile(r"^step-(\d+)$")
 
 
-def save_stage_checkpoint(directory: str | os.PathLike, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                          vocab: SIDVocab, sids_dir: str | os.PathLike, meta: Mapping[str, Any]) -> Path:
+def save_stage_checkpoint(
+    directory: str | os.PathLike,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    vocab: SIDVocab,
+    sids_dir: str | os.PathLike,
+    meta: Mapping[str, Any],
+) -> Path:
     """Write the loadable checkpoint of a finished stage into `directory` (other files there are kept)."""
     directory = Path(directory)
     tmp = directory / f".export.tmp{os.getpid()}"
@@ -52,16 +58,20 @@ def require_stage(directory: str | os.PathLike, stage: str, needed_by: str) -> P
     directory = Path(directory)
     marker = directory / NEO_FILE
     if not marker.exists():
-        raise FileNotFoundError(f"{directory}: no finished {stage!r} checkpoint ({NEO_FILE} missing); stage "
-                                f"{needed_by!r} starts from it: run `neo run train stage={stage}` with the same "
-                                "data and output_dir first")
+        raise FileNotFoundError(
+            f"{directory}: no finished {stage!r} checkpoint ({NEO_FILE} missing); stage "
+            f"{needed_by!r} starts from it: run `neo run train stage={stage}` with the same "
+            "data and output_dir first"
+        )
     found = json.loads(marker.read_text()).get("stage")
     if found != stage:
         raise ValueError(f"{marker}: checkpoint of stage {found!r}, expected {stage!r}")
     return directory
 
 
-def load_stage_checkpoint(directory: str | os.PathLike) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, SIDVocab]:
+def load_stage_checkpoint(
+    directory: str | os.PathLike,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, SIDVocab]:
     """Model (float32), tokenizer and SID vocabulary of a saved stage."""
     model = AutoModelForCausalLM.from_pretrained(directory, dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(directory)

@@ -129,9 +129,12 @@ def init_distributed() -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
-                               auto_mpi_discovery=False, verbose=False)
+        os.environ.update(
+            RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        )
+    deepspeed.init_distributed(
+        dist_backend="nccl" if torch.cuda.is_available() else "gloo", auto_mpi_discovery=False, verbose=False
+    )
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
@@ -155,9 +158,17 @@ def deepspeed_config(zero: Mapping[str, Any], settings: TrainSettings, world_siz
 class Engine:
     """Train one stage's model on tokenised rows; resumable; writes `<stage dir>/metrics.jsonl`."""
 
-    def __init__(self, model: PreTrainedModel, rows: datasets.Dataset, stage_dir: str | os.PathLike,
-                 settings: TrainSettings, zero: Mapping[str, Any], pad_id: int,
-                 log_fn: Callable[[dict[str, Any]], None] | None = None, progress: bool = True):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        rows: datasets.Dataset,
+        stage_dir: str | os.PathLike,
+        settings: TrainSettings,
+        zero: Mapping[str, Any],
+        pad_id: int,
+        log_fn: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool = True,
+    ):
         init_distributed()
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.rows, self.settings, self.pad_id = rows, settings, pad_id
@@ -166,8 +177,10 @@ class Engine:
         self.zero_stage = int(zero.get("stage", 0))
         self.global_batch = settings.micro_batch_size * settings.grad_accum * self.world
         if len(rows) < self.global_batch:
-            raise ValueError(f"{len(rows)} training rows cannot fill one global batch of {self.global_batch} "
-                             f"(micro_batch_size x grad_accum x {self.world} processes); lower them")
+            raise ValueError(
+                f"{len(rows)} training rows cannot fill one global batch of {self.global_batch} "
+                f"(micro_batch_size x grad_accum x {self.world} processes); lower them"
+            )
         self.steps_per_epoch = len(rows) // self.global_batch
         self.total_steps = settings.max_steps or max(1, round(settings.epochs * self.steps_per_epoch))
         warmup = max(settings.warmup_steps, round(settings.warmup_ratio * self.total_steps))
@@ -176,14 +189,22 @@ class Engine:
             raise ValueError("the model has no trainable parameters")
         decay = [p for p in trainable if p.ndim >= 2]
         no_decay = [p for p in trainable if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": settings.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=settings.lr, betas=settings.betas)
+        groups = [
+            {"params": decay, "weight_decay": settings.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(
+            [g for g in groups if g["params"]], lr=settings.lr, betas=settings.betas
+        )
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, warmup, self.total_steps, settings.min_lr_ratio))
+            optimizer, lambda step: lr_factor(step, warmup, self.total_steps, settings.min_lr_ratio)
+        )
         self.engine, _, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=schedule,
-            config=deepspeed_config(zero, settings, self.world))
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=schedule,
+            config=deepspeed_config(zero, settings, self.world),
+        )
         self.metrics: list[dict[str, Any]] = []
 
     # ----- data order -----------------------------------------------------------------------------
@@ -191,24 +212,34 @@ class Engine:
         """Row indices of this rank's micro-batches at `step`: a pure function of (seed, step, rank)."""
         epoch, offset = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.settings.seed, epoch]).permutation(len(self.rows))
-        window = order[offset * self.global_batch:(offset + 1) * self.global_batch]
+        window = order[offset * self.global_batch : (offset + 1) * self.global_batch]
         size = self.settings.micro_batch_size
-        return [window[(m * self.world + self.rank) * size:(m * self.world + self.rank + 1) * size].tolist()
-                for m in range(self.settings.grad_accum)]
+        return [
+            window[(m * self.world + self.rank) * size : (m * self.world + self.rank + 1) * size].tolist()
+            for m in range(self.settings.grad_accum)
+        ]
 
     # ----- the loop ------------------------------------------------------------------------------
     def train(self, resume: bool = False) -> list[dict[str, Any]]:
         """Run to `total_steps` (from the newest training state when `resume`); returns the metrics."""
         start = self._resume() if resume else 0
-        bar = tqdm(total=self.total_steps, initial=start, desc=f"train {self.stage_dir.name}", unit="step",
-                   disable=not self.progress or self.rank != 0, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=start,
+            desc=f"train {self.stage_dir.name}",
+            unit="step",
+            disable=not self.progress or self.rank != 0,
+            dynamic_ncols=True,
+        )
         device = self.engine.device
         window_loss, window_tokens, window_steps, window_start = 0.0, 0, 0, time.perf_counter()
         for step in range(start, self.total_steps):
             lr = self.engine.get_lr()[0]
             for indices in self.micro_batches(step):
                 columns = self.rows[indices]
-                batch = collate([{k: columns[k][i] for k in columns} for i in range(len(indices))], self.pad_id)
+                batch = collate(
+                    [{k: columns[k][i] for k in columns} for i in range(len(indices))], self.pad_id
+                )
                 window_tokens += int(batch.pop("real_tokens"))
                 output = self.engine(**{k: v.to(device) for k, v in batch.items()}, use_cache=False)
                 self.engine.backward(output.loss)
@@ -220,8 +251,13 @@ class Engine:
                 stats = torch.tensor([window_loss, float(window_tokens)], dtype=torch.float64)
                 dist.all_reduce(stats)
                 elapsed = time.perf_counter() - window_start
-                record = {"step": done, "loss": stats[0].item() / (self.world * window_steps), "lr": lr,
-                          "tokens_per_s": stats[1].item() / max(elapsed, 1e-9), "epoch": done / self.steps_per_epoch}
+                record = {
+                    "step": done,
+                    "loss": stats[0].item() / (self.world * window_steps),
+                    "lr": lr,
+                    "tokens_per_s": stats[1].item() / max(elapsed, 1e-9),
+                    "epoch": done / self.steps_per_epoch,
+                }
                 self._log(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 window_loss, window_tokens, window_steps, window_start = 0.0, 0, 0, time.perf_counter()
@@ -255,7 +291,9 @@ class Engine:
         found = latest_state(self.stage_dir)
         if found is None:
             if self.rank == 0:
-                tqdm.write(f"resume: no training state under {self.stage_dir / STATES_DIR}; starting at step 0")
+                tqdm.write(
+                    f"resume: no training state under {self.stage_dir / STATES_DIR}; starting at step 0"
+                )
             return 0
         path, step = found
         _, client = self.engine.load_checkpoint(str(path), tag="state")
@@ -276,7 +314,11 @@ class Engine:
         module = self.engine.module
         if self.zero_stage == 3:
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                state = {k: v.detach().clone() for k, v in module.state_dict().items()} if self.rank == 0 else None
+                state = (
+                    {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    if self.rank == 0
+                    else None
+                )
             if self.rank != 0:
                 return None
             fresh = AutoModelForCausalLM.from_config(module.config)

@@ -17,7 +17,9 @@ STAGES = ("align", "instruct")
 TRAINABLE = ("sid_rows", "full", "lora")
 
 
-def prepare_for_stage(model: PreTrainedModel, vocab: SIDVocab, stage_cfg: Mapping[str, Any]) -> PreTrainedModel:
+def prepare_for_stage(
+    model: PreTrainedModel, vocab: SIDVocab, stage_cfg: Mapping[str, Any]
+) -> PreTrainedModel:
     """Set which parameters train, per `stage.trainable`; returns the model to hand to the engine."""
     trainable = stage_cfg.get("trainable")
     if trainable == "sid_rows":
@@ -37,8 +39,11 @@ def _with_lora(model: PreTrainedModel, vocab: SIDVocab, lora_cfg: Mapping[str, A
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=int(lora_cfg.get("r", 16)), lora_alpha=int(lora_cfg.get("alpha", 32)),
-        lora_dropout=float(lora_cfg.get("dropout", 0.0)), target_modules=lora_cfg.get("target_modules", "all-linear"),
-        trainable_token_indices=list(range(vocab.base_size, vocab.total_size)), task_type="CAUSAL_LM",
+        r=int(lora_cfg.get("r", 16)),
+        lora_alpha=int(lora_cfg.get("alpha", 32)),
+        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
+        target_modules=lora_cfg.get("target_modules", "all-linear"),
+        trainable_token_indices=list(range(vocab.base_size, vocab.total_size)),
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

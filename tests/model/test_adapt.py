@@ -11,8 +11,18 @@ from neo.model.sid_rows import SplitEmbedding, SplitHead
 from neo.sids.table import load_tables
 from neo.vocab import SIDVocab
 
-TINY = dict(preset="tiny", tokenizer_vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
-            intermediate_size=64, max_position_embeddings=256, tie_word_embeddings=True, seed=0)
+TINY = dict(
+    preset="tiny",
+    tokenizer_vocab_size=400,
+    hidden_size=32,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=256,
+    tie_word_embeddings=True,
+    seed=0,
+)
 
 
 def adapted(mini_world, tied: bool = True, noise_std: float = 0.1):
@@ -32,8 +42,9 @@ def test_tiny_tokenizer_is_trained_on_the_catalog_and_cached(mini_world):
     assert first.get_vocab() == second.get_vocab()
     assert len(first.tokenize("jazz")) == 1  # a catalog word is one token
     assert first.decode(first("The jazz hour 3", add_special_tokens=False)["input_ids"]) == "The jazz hour 3"
-    assert "<|im_start|>assistant" in first.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                                                add_generation_prompt=True)
+    assert "<|im_start|>assistant" in first.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def test_unknown_preset_is_rejected_by_name(mini_world):
@@ -50,8 +61,9 @@ def test_adapt_resizes_and_keeps_text_rows(mini_world, tied):
     assert (model.get_output_embeddings().weight is embedding) == tied
     assert torch.equal(embedding[: vocab.base_size], base_rows)
     codes = tables["episode"].codes[7].tolist()
-    assert tokenizer(vocab.span_text("episode", codes), add_special_tokens=False)["input_ids"] == \
-        vocab.span_ids("episode", codes)
+    assert tokenizer(vocab.span_text("episode", codes), add_special_tokens=False)[
+        "input_ids"
+    ] == vocab.span_ids("episode", codes)
 
 
 def test_code_rows_start_at_the_mean_title_embedding_of_their_items(mini_world):
@@ -60,7 +72,9 @@ def test_code_rows_start_at_the_mean_title_embedding_of_their_items(mini_world):
     titles = dict(zip(catalog.items["id"], catalog.items["title"], strict=True))
     table = tables["show"]
     under = [item for item, code in zip(table.item_ids, table.codes.tolist(), strict=True) if code[0] == 2]
-    item_means = [base_rows[tokenizer(titles[i], add_special_tokens=False)["input_ids"]].mean(0) for i in under]
+    item_means = [
+        base_rows[tokenizer(titles[i], add_special_tokens=False)["input_ids"]].mean(0) for i in under
+    ]
     expected = torch.stack(item_means).mean(0)
     row = embedding[vocab.code_id("show", 0, 2)]
     assert torch.nn.functional.cosine_similarity(row, expected, dim=0) > 0.9999

@@ -51,7 +51,7 @@ class EchoEngine:
     def run_batch(self, requests: Sequence[Any]) -> list[Any]:
         self.entered.set()
         if self.gate is not None:
-            self.gate.wait(5)
+            self.gate.wait(30)
         self.batches.append(len(requests))
         out: list[Any] = []
         for r in requests:
@@ -157,20 +157,30 @@ def test_queue_full_answers_503_with_retry_after() -> None:
     body = {"query": "x", "target_type": "show"}
     try:
         results: list[int] = []
-        workers = [threading.Thread(target=lambda: results.append(test_client.post("/v1/search", json=body)
-                                                                   .status_code)) for _ in range(2)]
-        for w in workers:
-            w.start()
-        for _ in range(500):  # one request held by the worker, one waiting in the queue
-            if engine.entered.is_set() and test_client.app.state.neo.batcher.depth == 1:
-                break
-            threading.Event().wait(0.01)
+
+        def wait_for(condition: Any) -> None:
+            for _ in range(3000):
+                if condition():
+                    return
+                threading.Event().wait(0.01)
+            raise AssertionError("timed out")
+
+        def send() -> threading.Thread:
+            worker = threading.Thread(target=lambda: results.append(test_client.post("/v1/search", json=body)
+                                                                     .status_code))
+            worker.start()
+            return worker
+
+        workers = [send()]
+        wait_for(engine.entered.is_set)  # the first request is held by the worker thread ...
+        workers.append(send())
+        wait_for(lambda: test_client.app.state.neo.batcher.depth == 1)  # ... the second fills the queue
         refused = test_client.post("/v1/search", json=body)
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "7"
         gate.set()
         for w in workers:
-            w.join(5)
+            w.join(30)
         assert results == [200, 200]
     finally:
         gate.set()
@@ -216,4 +226,15 @@ def test_oversized_body_is_refused(client: TestClient) -> None:
         response = test_client.post("/v1/generate", json={"prompt": "x" * 500})
         assert response.status_code == 413
     finally:
+        test_client.__exit__(None, None, None)
+
+
+def test_a_request_that_outlives_its_timeout_answers_504() -> None:
+    gate = threading.Event()
+    test_client = make_client(EchoEngine(gate), request_timeout_s=0.2)
+    try:
+        response = test_client.post("/v1/search", json={"query": "x", "target_type": "show"})
+        assert response.status_code == 504 and "request_timeout_s=0.2" in response.json()["detail"]
+    finally:
+        gate.set()
         test_client.__exit__(None, None, None)

@@ -26,13 +26,20 @@ def write_catalog(root: Path, products_per_topic: int = 12, with_popularity: boo
         items.append({"id": f"b{t}", "type": "brand", "title": f"{topic} works", "text": f"maker of {words}"})
         for p in range(products_per_topic):
             picked = " ".join(rng.choice(vocab, size=3))
-            items.append({
-                "id": f"p{t}_{p}", "type": "product", "title": f"{topic} {picked}", "text": f"a {words} item {p}",
-                "links": {"brand": [f"b{t}"], "category": [f"c{t % 2}"]},
-                "popularity": float((p * 7 + t) % 11) if with_popularity else None,
-            })
-    items += [{"id": "c0", "type": "category", "title": "science", "text": "lab and sky"},
-              {"id": "c1", "type": "category", "title": "making", "text": "tools and parts"}]
+            items.append(
+                {
+                    "id": f"p{t}_{p}",
+                    "type": "product",
+                    "title": f"{topic} {picked}",
+                    "text": f"a {words} item {p}",
+                    "links": {"brand": [f"b{t}"], "category": [f"c{t % 2}"]},
+                    "popularity": float((p * 7 + t) % 11) if with_popularity else None,
+                }
+            )
+    items += [
+        {"id": "c0", "type": "category", "title": "science", "text": "lab and sky"},
+        {"id": "c1", "type": "category", "title": "making", "text": "tools and parts"},
+    ]
     users = []
     for u in range(40):
         topic = u % len(TOPICS)
@@ -41,8 +48,9 @@ def write_catalog(root: Path, products_per_topic: int = 12, with_popularity: boo
             interactions.append({"user": f"u{u}", "item": f"p{topic}_{p}", "timestamp": step})
     for name, rows in (("items", items), ("users", users), ("interactions", interactions)):
         (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (root / "dataset.yaml").write_text("name: tiny\nentity_types: [product, brand, category]\n"
-                                       "split: leave_one_out\n")
+    (root / "dataset.yaml").write_text(
+        "name: tiny\nentity_types: [product, brand, category]\nsplit: leave_one_out\n"
+    )
     return root
 
 

@@ -26,11 +26,20 @@ def test_tables_reload_identically_and_report_is_written(tiny_catalog_dir: Path,
     for name, table in tables.items():
         assert loaded[name].item_ids == table.item_ids == catalog.item_ids(name)
         assert np.array_equal(loaded[name].codes, table.codes) and loaded[name].codes.dtype == np.int32
-        assert loaded[name].version == table.version and loaded[name].meta == json.loads(json.dumps(table.meta))
+        assert loaded[name].version == table.version and loaded[name].meta == json.loads(
+            json.dumps(table.meta)
+        )
         assert len({tuple(c) for c in table.codes.tolist()}) == len(table)
     on_disk = json.loads((tmp_path / "run" / "sids" / "report.json").read_text())
-    for key in ("items", "collision_rate_before", "collision_rate_after", "prefix_coherence_l1",
-                "random_pair_similarity", "utilization", "seconds"):
+    for key in (
+        "items",
+        "collision_rate_before",
+        "collision_rate_after",
+        "prefix_coherence_l1",
+        "random_pair_similarity",
+        "utilization",
+        "seconds",
+    ):
         assert key in on_disk["product"]
     assert on_disk["product"]["collision_rate_after"] == 0.0
     assert on_disk["product"]["prefix_coherence_l1"] > on_disk["product"]["random_pair_similarity"]
@@ -46,8 +55,14 @@ def test_same_config_gives_the_same_version(tiny_catalog_dir: Path, tmp_path: Pa
 
 
 def test_per_type_overrides_and_type_selection(tiny_catalog_dir: Path, tmp_path: Path) -> None:
-    cfg = {**FAST, "types": ["product", "brand"], "collisions": "popularity",
-           "overrides": {"brand": {"quantizer": {"levels": 1, "codebook_size": 2}, "collisions": "disambiguate"}}}
+    cfg = {
+        **FAST,
+        "types": ["product", "brand"],
+        "collisions": "popularity",
+        "overrides": {
+            "brand": {"quantizer": {"levels": 1, "codebook_size": 2}, "collisions": "disambiguate"}
+        },
+    }
     assert type_config(cfg, "brand").quantizer.sizes == (2,)
     assert type_config(cfg, "product").quantizer.sizes == (8, 8)
     tables, _ = build_sid_tables(Catalog.load(tiny_catalog_dir), cfg, tmp_path)
@@ -69,8 +84,10 @@ def test_config_errors_name_the_bad_key() -> None:
 def test_new_items_get_free_codes_without_moving_old_ones(policy: str, tmp_path: Path) -> None:
     x = clustered(200, 16, 10)
     ids = [f"i{n}" for n in range(len(x))]
-    cfg = TypeSIDConfig(quantizer=type_config({"quantizer": {"levels": 2, "codebook_size": 16}}, "t").quantizer,
-                        collisions=policy)
+    cfg = TypeSIDConfig(
+        quantizer=type_config({"quantizer": {"levels": 2, "codebook_size": 16}}, "t").quantizer,
+        collisions=policy,
+    )
     table, model, _ = build_type_table("t", ids, x, cfg, None, "hash")
     model.save(tmp_path / "t.codebooks.npz")
     model = load_quantizer(tmp_path, "t")
@@ -86,11 +103,14 @@ def test_new_items_get_free_codes_without_moving_old_ones(policy: str, tmp_path:
         if group < table.codebook_sizes[-1]:
             assert result.codes[0].tolist() == [*table.codes[0, :2].tolist(), group]
     elif (table.codes[:, 0] == table.codes[0, 0]).sum() < table.codebook_sizes[1] - 2:
-        assert result.codes[0, 0] == table.codes[0, 0]  # a copy stays under its level-1 prefix when there is room
+        assert (
+            result.codes[0, 0] == table.codes[0, 0]
+        )  # a copy stays under its level-1 prefix when there is room
     uncollided = [n for n, i in enumerate(new_ids) if i not in result.collided]
     assert np.array_equal(result.codes[uncollided, : model.levels], result.raw_codes[uncollided])
-    reloaded = SIDTable(result.table.entity_type, result.table.item_ids, result.table.codes,
-                        result.table.codebook_sizes)
+    reloaded = SIDTable(
+        result.table.entity_type, result.table.item_ids, result.table.codes, result.table.codebook_sizes
+    )
     assert reloaded.item_of(result.codes[3]) == "n3"
     with pytest.raises(ValueError, match="already have SIDs"):
         encode_new_items(model, x[:1], table, ["i0"])

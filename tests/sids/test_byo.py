@@ -32,18 +32,33 @@ def test_plain_numbers_and_given_codebook_sizes(tmp_path: Path) -> None:
     assert table.codebook_sizes == (256, 256) and table.code_of("3") == (5, 1)
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    ({"1": ["<a_1>"], "2": ["<a_2>"], "3": ["<a_3>"], "9": ["<a_4>"]}, r"1 item id\(s\) are not 'product' items.*'9'"),
-    ({"1": ["<a_1>"], "2": ["<a_2>"]}, r"1 'product' item\(s\) of the catalog have no SID, e.g. \['3'\]"),
-    ({"1": ["<a_1>", "<b_1>"], "2": ["<a_2>"], "3": ["<a_3>", "<b_0>"]}, "item '2' has 1 levels, earlier items have 2"),
-    ({"1": ["<a_1>"], "2": ["a-2"], "3": ["<a_3>"]}, r"item '2' level 0: bad code 'a-2'"),
-    ({"1": ["<a_1>"], "2": ["<a_-2>"], "3": ["<a_3>"]}, "bad code"),
-    ({"1": ["<a_1>", "<b_1>"], "2": ["<b_2>", "<a_1>"], "3": ["<a_3>", "<b_1>"]}, "has tag 'b' but earlier items use 'a'"),
-    ({"1": ["<a_1>"], "2": ["<a_1>"], "3": ["<a_3>"]}, r"items '1' and '2' share the code \[1\]; SIDs must be unique"),
-    ({"1": [], "2": ["<a_1>"], "3": ["<a_3>"]}, "expected a non-empty list"),
-    ([["<a_1>"]], "expected a non-empty JSON object"),
-    ("{not json", "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (
+            {"1": ["<a_1>"], "2": ["<a_2>"], "3": ["<a_3>"], "9": ["<a_4>"]},
+            r"1 item id\(s\) are not 'product' items.*'9'",
+        ),
+        ({"1": ["<a_1>"], "2": ["<a_2>"]}, r"1 'product' item\(s\) of the catalog have no SID, e.g. \['3'\]"),
+        (
+            {"1": ["<a_1>", "<b_1>"], "2": ["<a_2>"], "3": ["<a_3>", "<b_0>"]},
+            "item '2' has 1 levels, earlier items have 2",
+        ),
+        ({"1": ["<a_1>"], "2": ["a-2"], "3": ["<a_3>"]}, r"item '2' level 0: bad code 'a-2'"),
+        ({"1": ["<a_1>"], "2": ["<a_-2>"], "3": ["<a_3>"]}, "bad code"),
+        (
+            {"1": ["<a_1>", "<b_1>"], "2": ["<b_2>", "<a_1>"], "3": ["<a_3>", "<b_1>"]},
+            "has tag 'b' but earlier items use 'a'",
+        ),
+        (
+            {"1": ["<a_1>"], "2": ["<a_1>"], "3": ["<a_3>"]},
+            r"items '1' and '2' share the code \[1\]; SIDs must be unique",
+        ),
+        ({"1": [], "2": ["<a_1>"], "3": ["<a_3>"]}, "expected a non-empty list"),
+        ([["<a_1>"]], "expected a non-empty JSON object"),
+        ("{not json", "malformed JSON"),
+    ],
+)
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, payload: object, message: str) -> None:
     path = write(tmp_path, payload)
     with pytest.raises(SIDImportError, match=message) as info:
@@ -75,6 +90,10 @@ def test_published_letter_assignment_for_beauty_imports(shared_data: Path) -> No
 def test_duplicates_can_be_resolved_by_a_policy(tmp_path: Path) -> None:
     path = write(tmp_path, {"1": [0, 1], "2": [0, 1], "3": [1, 1]})
     numbered = import_sids(path, "product", ITEMS, duplicates="disambiguate", popularity=[1, 2, 0])
-    assert numbered.codes.tolist() == [[0, 1, 1], [0, 1, 0], [1, 1, 0]] and numbered.codebook_sizes == (2, 2, 2)
+    assert numbered.codes.tolist() == [[0, 1, 1], [0, 1, 0], [1, 1, 0]] and numbered.codebook_sizes == (
+        2,
+        2,
+        2,
+    )
     moved = import_sids(path, "product", ITEMS, duplicates="popularity", popularity=[1, 2, 0])
     assert moved.codes.tolist() == [[0, 0], [0, 1], [1, 1]]

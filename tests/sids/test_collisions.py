@@ -40,8 +40,13 @@ def test_popularity_backs_off_a_level_when_the_prefix_is_full() -> None:
 
 
 def test_popularity_uses_codebook_distances_when_a_model_is_given() -> None:
-    model = ResidualQuantizer("rkmeans", [np.array([[0.0, 0.0], [10.0, 0.0]], np.float32),
-                                          np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0]], np.float32)])
+    model = ResidualQuantizer(
+        "rkmeans",
+        [
+            np.array([[0.0, 0.0], [10.0, 0.0]], np.float32),
+            np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0]], np.float32),
+        ],
+    )
     x = np.array([[0.9, 0.0], [0.8, 0.0]], np.float32)
     raw = model.encode(x)
     assert raw.tolist() == [[0, 1], [0, 1]]
@@ -56,10 +61,17 @@ def test_popularity_rejects_more_items_than_codes() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(1, 4), min_size=1, max_size=3).flatmap(
-    lambda sizes: st.tuples(st.just(sizes), st.lists(st.tuples(*[st.integers(0, s - 1) for s in sizes]),
-                                                     min_size=1, max_size=int(np.prod(sizes))),
-                            st.randoms(use_true_random=False))))
+@given(
+    st.lists(st.integers(1, 4), min_size=1, max_size=3).flatmap(
+        lambda sizes: st.tuples(
+            st.just(sizes),
+            st.lists(
+                st.tuples(*[st.integers(0, s - 1) for s in sizes]), min_size=1, max_size=int(np.prod(sizes))
+            ),
+            st.randoms(use_true_random=False),
+        )
+    )
+)
 def test_policies_make_codes_unique_and_keep_what_they_promise(case) -> None:
     sizes, rows, rnd = case
     codes = np.array(rows, dtype=np.int32)

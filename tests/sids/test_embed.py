@@ -46,10 +46,14 @@ def test_tfidf_handles_fewer_texts_than_dimensions() -> None:
 
 def test_collaborative_vectors_follow_co_interaction_and_links(tiny_catalog_dir: Path) -> None:
     catalog = Catalog.load(tiny_catalog_dir)
-    products, key = embed_items(catalog, catalog.item_ids("product"), EmbedderConfig(name="collaborative", dim=32))
+    products, key = embed_items(
+        catalog, catalog.item_ids("product"), EmbedderConfig(name="collaborative", dim=32)
+    )
     assert products.shape == (48, 32)
     brands, _ = embed_items(catalog, catalog.item_ids("brand"), EmbedderConfig(name="collaborative", dim=32))
-    assert np.allclose(np.linalg.norm(brands, axis=1), 1.0, atol=1e-5)  # brands inherit their products' vectors
+    assert np.allclose(
+        np.linalg.norm(brands, axis=1), 1.0, atol=1e-5
+    )  # brands inherit their products' vectors
     topic = np.repeat(np.arange(4), 12)
     sims = products @ products.T
     same = sims[topic[:, None] == topic[None, :]].mean()
@@ -66,7 +70,9 @@ def test_file_embedder_reads_npy_with_ids_and_parquet(tiny_catalog_dir: Path, tm
     got, _ = embed_items(catalog, ids, cfg, entity_type="brand")
     assert np.array_equal(got, matrix)
     pq.write_table(pa.table({"id": ids, "embedding": matrix.tolist()}), tmp_path / "brand.parquet")
-    got, _ = embed_items(catalog, ids, EmbedderConfig(name="file", path=str(tmp_path / "brand.parquet")), "brand")
+    got, _ = embed_items(
+        catalog, ids, EmbedderConfig(name="file", path=str(tmp_path / "brand.parquet")), "brand"
+    )
     assert np.array_equal(got, matrix)
     pq.write_table(pa.table({"id": ids[:2], "embedding": matrix[:2].tolist()}), tmp_path / "part.parquet")
     with pytest.raises(ValueError, match=r"part.parquet: no embedding for 2 item\(s\)"):
@@ -78,8 +84,10 @@ def test_unknown_embedder_is_rejected() -> None:
         EmbedderConfig(name="word2vec")
 
 
+@pytest.mark.slow  # importing sentence-transformers and loading the model: ~10 s idle, minutes on a busy box
 def test_minilm_loads_offline_and_ranks_paraphrases_close() -> None:
-    vectors = encode_texts(["a cordless power drill", "an electric drill for screws", "organic green tea"],
-                           minilm_path())
+    vectors = encode_texts(
+        ["a cordless power drill", "an electric drill for screws", "organic green tea"], minilm_path()
+    )
     assert vectors.shape == (3, 384)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2

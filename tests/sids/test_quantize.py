@@ -50,8 +50,9 @@ def test_kmeans_stops_at_the_number_of_distinct_points() -> None:
 
 def test_codebooks_round_trip_through_disk(tmp_path: Path) -> None:
     x = clustered(300, 8, 6)
-    model = fit_quantizer(x, QuantizerConfig(method="rqvae", levels=2, codebook_size=8, epochs=2, hidden_dim=16,
-                                             latent_dim=4))
+    model = fit_quantizer(
+        x, QuantizerConfig(method="rqvae", levels=2, codebook_size=8, epochs=2, hidden_dim=16, latent_dim=4)
+    )
     model.save(tmp_path / "t.codebooks.npz")
     loaded = ResidualQuantizer.load(tmp_path / "t.codebooks.npz")
     assert loaded.method == "rqvae" and loaded.codebook_sizes == (8, 8)
@@ -60,8 +61,16 @@ def test_codebooks_round_trip_through_disk(tmp_path: Path) -> None:
 
 def test_rqvae_keeps_level_one_codes_in_use() -> None:
     x = clustered(800, 32, 24, spread=0.3)
-    cfg = QuantizerConfig(method="rqvae", levels=2, codebook_size=16, epochs=25, batch_size=128, hidden_dim=64,
-                          latent_dim=16, lr=3e-3)
+    cfg = QuantizerConfig(
+        method="rqvae",
+        levels=2,
+        codebook_size=16,
+        epochs=25,
+        batch_size=128,
+        hidden_dim=64,
+        latent_dim=16,
+        lr=3e-3,
+    )
     model = fit_quantizer(x, cfg)
     utilisation, _ = level_usage(model.encode(x), model.codebook_sizes)
     assert utilisation[0] > 0.5

@@ -32,8 +32,9 @@ def test_every_sid_config_composes_and_checks(sid: str, tiny_catalog_dir: Path) 
 def test_recipe_builds_tables_on_a_tiny_catalog(tiny_catalog_dir: Path, tmp_path: Path) -> None:
     from neo.recipes.build_sids import BuildSIDsRecipe
 
-    cfg = compose_build_sids(["sid=fast", "data=dir", f"data.path={tiny_catalog_dir}", "data.name=tiny",
-                              f"output_dir={tmp_path}"])
+    cfg = compose_build_sids(
+        ["sid=fast", "data=dir", f"data.path={tiny_catalog_dir}", "data.name=tiny", f"output_dir={tmp_path}"]
+    )
     recipe = BuildSIDsRecipe(cfg)
     recipe.setup()
     tables, report = recipe.run()
@@ -50,8 +51,9 @@ def test_byo_config_imports_external_sids_and_builds_the_rest(tiny_catalog_dir: 
     external = {f"p{t}_{p}": [f"<a_{t}>", f"<b_{p}>"] for t in range(4) for p in range(12)}
     (tiny_catalog_dir / "external_sids").mkdir()
     (tiny_catalog_dir / "external_sids" / "product.json").write_text(json.dumps(external))
-    cfg = compose_build_sids(["sid=byo", "data=dir", f"data.path={tiny_catalog_dir}", "data.name=tiny",
-                              f"output_dir={tmp_path}"])
+    cfg = compose_build_sids(
+        ["sid=byo", "data=dir", f"data.path={tiny_catalog_dir}", "data.name=tiny", f"output_dir={tmp_path}"]
+    )
     recipe = BuildSIDsRecipe(cfg)
     recipe.setup()
     tables, report = recipe.run()
@@ -62,11 +64,26 @@ def test_byo_config_imports_external_sids_and_builds_the_rest(tiny_catalog_dir: 
 def test_neo_run_build_sids_from_the_command_line(tiny_catalog_dir: Path, tmp_path: Path) -> None:
     from neo.cli import main
 
-    assert main(["run", "build_sids", f"data={tiny_catalog_dir}", f"output_dir={tmp_path}", "sid=fast",
-                 "sid.quantizer.levels=2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "build_sids",
+                f"data={tiny_catalog_dir}",
+                f"output_dir={tmp_path}",
+                "sid=fast",
+                "sid.quantizer.levels=2",
+            ]
+        )
+        == 0
+    )
     tables = load_tables(tmp_path / "sids")
     assert tables["product"].levels == 3 and tables["product"].meta["config"]["quantizer"]["levels"] == 2
-    assert set(json.loads((tmp_path / "sids" / "report.json").read_text())) == {"product", "brand", "category"}
+    assert set(json.loads((tmp_path / "sids" / "report.json").read_text())) == {
+        "product",
+        "brand",
+        "category",
+    }
 
 
 def test_demo_world_gets_a_table_per_type(demo_dir: Path, tmp_path: Path) -> None:

@@ -31,3 +31,12 @@ def test_preset_composes_with_known_names(preset):
 def test_every_group_file_starts_with_a_comment():
     for path in (CONF / "tasks").glob("*.yaml"):
         assert path.read_text().startswith("# "), path
+
+
+def test_showcase_splice_keeps_the_prose_around_the_markers():
+    from neo.tasks.showcase import BEGIN, END, splice
+
+    document = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
+    assert splice(document, "new") == f"intro\n{BEGIN}\nnew\n{END}\noutro\n"
+    with pytest.raises(ValueError, match="markers"):
+        splice("no markers", "new")

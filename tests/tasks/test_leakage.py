@@ -31,15 +31,20 @@ def splits(draw, ordinary, held):
     for u in range(draw(st.integers(1, 8))):
         user = f"h{u}"
         items = draw(st.lists(st.sampled_from(ordinary), min_size=2, max_size=12))
-        stamps = sorted(draw(st.lists(st.floats(1.6e9, 1.7e9), min_size=len(items) + 2, max_size=len(items) + 2)))
+        stamps = sorted(
+            draw(st.lists(st.floats(1.6e9, 1.7e9), min_size=len(items) + 2, max_size=len(items) + 2))
+        )
         train[user] = [Interaction(i, t, {"surface": "home"}) for i, t in zip(items, stamps, strict=False)]
         valid[user] = Interaction(draw(st.sampled_from(held)), stamps[-2], {})
         test[user] = Interaction(draw(st.sampled_from(held)), stamps[-1], {})
     return Split("leave_one_out", train, valid, test)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_no_heldout_target_in_training_examples(data, catalog, tables, ctx, plain_tokenizer, tasks_cfg):
     tokenizer, vocab = plain_tokenizer
@@ -56,17 +61,20 @@ def test_no_heldout_target_in_training_examples(data, catalog, tables, ctx, plai
     for example in examples:
         text = example["prompt"] + example["completion"]
         assert not any(f in text for f in forbidden_text)
-    forbidden_ids = [vocab.span_ids(ty, tables[ty].code_of(i)) for i in targets for ty in [task_ctx.type_of[i]]]
+    forbidden_ids = [
+        vocab.span_ids(ty, tables[ty].code_of(i)) for i in targets for ty in [task_ctx.type_of[i]]
+    ]
     for ids in tokenize_examples(examples, tokenizer, 100_000, vocab=vocab)["input_ids"]:
         for span in forbidden_ids:
-            assert not any(ids[k:k + len(span)] == span for k in range(len(ids) - len(span) + 1))
+            assert not any(ids[k : k + len(span)] == span for k in range(len(ids) - len(span) + 1))
 
 
 def test_leakage_check_flags_an_example_built_from_a_test_item(ctx, catalog, tables):
     user = ctx.train_users[0]
     held_episode = f"ep{HELD_SHOW}-0"
-    leaky = Split("leave_one_out", {user: ctx.split.train[user] + [Interaction(held_episode, 2e9, {})]},
-                  {}, {})
+    leaky = Split(
+        "leave_one_out", {user: ctx.split.train[user] + [Interaction(held_episode, 2e9, {})]}, {}, {}
+    )
     leaky_ctx = TaskContext(catalog, leaky, tables, ctx.vocab, ctx.chat, ctx.style)
     built = build_examples(leaky_ctx, {"stages": {"s": {"mixture": {"rec_sequence": 1}}}}, stage="s")
     assert check_leakage(ctx, built) == [0]  # judged against the real split, the held-out item is a leak

@@ -31,8 +31,11 @@ def test_mixture_counts_exact():
     assert mixture_counts({"a": 10}, {"a": 0}, 4) == {}
 
 
-@given(st.dictionaries(st.sampled_from("abcde"), st.integers(1, 50), min_size=1),
-       st.dictionaries(st.sampled_from("abcde"), st.floats(0.01, 10), min_size=1), st.integers(1, 500))
+@given(
+    st.dictionaries(st.sampled_from("abcde"), st.integers(1, 50), min_size=1),
+    st.dictionaries(st.sampled_from("abcde"), st.floats(0.01, 10), min_size=1),
+    st.integers(1, 500),
+)
 def test_mixture_counts_sum_to_total_and_follow_weights(available, weights, total):
     counts = mixture_counts(available, weights, total)
     active = {t: w for t, w in weights.items() if t in available}
@@ -105,7 +108,7 @@ def test_pack_rows_keep_tokens_labels_and_boundaries(ctx, plain_tokenizer, tasks
         assert len(ids) == 512
         assert (labels[mask == 0] == IGNORE_INDEX).all() and (ids[mask == 0] == tokenizer.pad_token_id).all()
         tail = int((mask == 0).sum())
-        assert (mask[: 512 - tail] == 1).all() and positions[512 - tail:].tolist() == list(range(tail))
+        assert (mask[: 512 - tail] == 1).all() and positions[512 - tail :].tolist() == list(range(tail))
         segments = segment_ids(positions, mask)
         for s in range(1, segments.max() + 1):
             recovered.append(tuple(ids[segments == s].tolist()))
@@ -143,6 +146,8 @@ def test_training_dataset_is_cached_by_inputs(ctx, plain_tokenizer, tasks_cfg, t
     again = build_training_dataset(ctx, tasks_cfg, "align", tokenizer, seed=0, cache_dir=tmp_path)
     assert again["input_ids"] == first["input_ids"]
     assert len(list(tmp_path.iterdir())) == 1
-    build_training_dataset(ctx, {**tasks_cfg, "max_length": 256}, "align", tokenizer, seed=0, cache_dir=tmp_path)
+    build_training_dataset(
+        ctx, {**tasks_cfg, "max_length": 256}, "align", tokenizer, seed=0, cache_dir=tmp_path
+    )
     assert len(list(tmp_path.iterdir())) == 2
     assert set(first.column_names) == {"input_ids", "labels", "attention_mask", "position_ids"}

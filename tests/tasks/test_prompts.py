@@ -43,7 +43,9 @@ def test_control_phrase_pools_are_disjoint(phrases):
 def test_every_template_renders_to_a_different_prompt(pool):
     history = [HistoryLine(SPAN, 0.0, {"surface": "home"})]
     builders = {
-        "recommend": lambda i: recommend_prompt(history, "show", 3, "ids", "unfamiliar", template=i, pool=pool),
+        "recommend": lambda i: recommend_prompt(
+            history, "show", 3, "ids", "unfamiliar", template=i, pool=pool
+        ),
         "search": lambda i: search_prompt("space podcast", "show", 2, template=i, pool=pool),
         "recsplain": lambda i: recsplain_prompt(history, "show", template=i, pool=pool),
         "profile": lambda i: profile_prompt(history, template=i, pool=pool),
@@ -55,7 +57,10 @@ def test_every_template_renders_to_a_different_prompt(pool):
 
 
 def test_recommend_prompt_puts_history_last_and_names_every_control():
-    history = [HistoryLine(SPAN, 0.0, {"surface": "home"}), HistoryLine(SPAN, 3.5 * 86400, {"surface": "radio"})]
+    history = [
+        HistoryLine(SPAN, 0.0, {"surface": "home"}),
+        HistoryLine(SPAN, 3.5 * 86400, {"surface": "radio"}),
+    ]
     prompt = recommend_prompt(history, "show", 5, "mixed", "unfamiliar", template=0, phrasing=0)
     assert prompt == (
         "### Instruction:\nRecommend 5 shows for this user. Give each ID followed by its title. "
@@ -65,8 +70,11 @@ def test_recommend_prompt_puts_history_last_and_names_every_control():
 
 
 def test_history_lines_gap_is_days_since_previous_and_optional():
-    history = [HistoryLine("A", 100.0, {"surface": "x", "device": "tv"}), HistoryLine("B", 100.0 + 86400 * 2.9),
-               HistoryLine("C", 100.0 + 86400 * 3)]
+    history = [
+        HistoryLine("A", 100.0, {"surface": "x", "device": "tv"}),
+        HistoryLine("B", 100.0 + 86400 * 2.9),
+        HistoryLine("C", 100.0 + 86400 * 3),
+    ]
     assert history_lines(history) == ["A x", "B +2d", "C +0d"]
     assert history_lines(history, HistoryStyle(False, ("device",))) == ["A tv", "B", "C"]
     assert history_lines(["A", "B"]) == ["A", "B"]
@@ -84,7 +92,8 @@ def test_chat_format_matches_the_tokenizer_template(chat_tokenizer):
     chat = ChatFormat.from_tokenizer(tokenizer)
     message = "Recommend a show."
     assert chat.wrap(message) == tokenizer.apply_chat_template(
-        [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
+        [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+    )
     assert chat.end == "<|im_end|>"
 
 

@@ -63,7 +63,7 @@ def test_task_renders_and_tokenises_spans_intact(setup, name):
         assert spans_in_ids(row["input_ids"], vocab) == expected
         for entity_type, codes in expected:  # the span's ids are exactly vocab.span_ids
             ids = vocab.span_ids(entity_type, codes)
-            assert any(row["input_ids"][i:i + len(ids)] == ids for i in range(len(row["input_ids"])))
+            assert any(row["input_ids"][i : i + len(ids)] == ids for i in range(len(row["input_ids"])))
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -102,12 +102,15 @@ def test_recommend_targets_follow_the_history_and_obey_familiarity(ctx, tasks_cf
             elif meta["familiarity"] == "unfamiliar":
                 assert not set(meta["targets"]) & seen
             positions = [x.item for x in history]
-            assert context_items == positions[positions.index(context_items[0]):][: len(context_items)]
+            assert context_items == positions[positions.index(context_items[0]) :][: len(context_items)]
 
 
 def test_recommend_covers_cross_type_targets(ctx, tasks_cfg):
-    found = {ex.meta["target_type"] for u in ctx.train_users
-             for ex in recommend.examples(ctx, u, tasks_cfg["tasks"]["recommend"], seed=0)}
+    found = {
+        ex.meta["target_type"]
+        for u in ctx.train_users
+        for ex in recommend.examples(ctx, u, tasks_cfg["tasks"]["recommend"], seed=0)
+    }
     assert found == {"show", "episode", "audiobook", "artist"}
 
 
@@ -147,4 +150,36 @@ def test_history_text_equals_rendering_each_window(ctx):
         history = ctx.train_history(user)
         for start in range(len(history)):
             for end in range(start + 1, len(history) + 1):
-                assert ctx.history_text(user, start, end) == history_block(ctx.lines(history[start:end]), ctx.style)
+                assert ctx.history_text(user, start, end) == history_block(
+                    ctx.lines(history[start:end]), ctx.style
+                )
+
+
+def test_synthetic_queries_hold_out_one_keyword_query_per_item(catalog):
+    found = search.synthetic_queries(catalog, seed=0, per_item=3)
+    assert all(q.synthetic for q in found)
+    by_item: dict[str, list] = {}
+    for query in found:
+        if query.id.startswith("syn:attr:"):
+            continue
+        by_item.setdefault(query.items[0], []).append(query)
+    for item, queries in by_item.items():
+        assert len(queries) <= 3
+        if len(queries) > 1:
+            assert [q.split for q in queries].count("test") == 1
+            assert len({q.text for q in queries}) == len(queries)
+        words = set(search.content_words(catalog.item(item)["title"] + " " + catalog.item(item)["text"]))
+        assert all(set(q.text.split()) <= words for q in queries)
+
+
+def test_attribute_queries_are_answered_by_every_item_sharing_them(catalog):
+    attribute = [q for q in search.synthetic_queries(catalog) if q.id.startswith("syn:attr:")]
+    assert attribute
+
+    def names(item: str) -> str:
+        return " ".join(
+            catalog.item(ids[-1])["title"] for _, ids in sorted(catalog.links.get(item, {}).items())
+        )
+
+    for query in attribute:
+        assert query.items == [i for i in catalog.item_ids(query.type) if names(i) == query.text]

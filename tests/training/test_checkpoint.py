@@ -9,8 +9,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from neo.sids.table import load_tables
-from neo.training import (Engine, TrainSettings, load_stage_checkpoint, prepare_for_stage, require_stage,
-                          save_stage_checkpoint)
+from neo.training import (
+    Engine,
+    TrainSettings,
+    load_stage_checkpoint,
+    prepare_for_stage,
+    require_stage,
+    save_stage_checkpoint,
+)
 from neo.vocab import SIDVocab
 
 
@@ -19,24 +25,40 @@ def test_align_checkpoint_loads_with_from_pretrained(make_tiny, make_rows, mini_
     model, tokenizer, vocab = make_tiny(tied)
     rows = make_rows(vocab.base_size, vocab.total_size, 8)
     settings = TrainSettings(lr=1e-2, micro_batch_size=4, max_steps=2, log_every=1)
-    engine = Engine(prepare_for_stage(model, vocab, {"trainable": "sid_rows"}), rows, tmp_path / "align", settings,
-                    {"stage": 0}, tokenizer.pad_token_id, progress=False)
+    engine = Engine(
+        prepare_for_stage(model, vocab, {"trainable": "sid_rows"}),
+        rows,
+        tmp_path / "align",
+        settings,
+        {"stage": 0},
+        tokenizer.pad_token_id,
+        progress=False,
+    )
     engine.train()
     trained = engine.export_model()
     save_stage_checkpoint(tmp_path / "align", trained, tokenizer, vocab, mini_world[1], {"stage": "align"})
 
     directory = require_stage(tmp_path / "align", "align", "instruct")
     names = {p.name for p in directory.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "neo_vocab.json",
-            "neo.json", "sids", "metrics.jsonl"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "generation_config.json",
+        "neo_vocab.json",
+        "neo.json",
+        "sids",
+        "metrics.jsonl",
+    } <= names
     loaded = AutoModelForCausalLM.from_pretrained(directory)
     ids = torch.tensor([rows[0]["input_ids"]])
     assert torch.allclose(loaded(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5)
     assert (loaded.get_output_embeddings().weight is loaded.get_input_embeddings().weight) == tied
     reloaded_tokenizer = AutoTokenizer.from_pretrained(directory)
     codes = load_tables(directory / "sids")["show"].codes[3].tolist()
-    assert reloaded_tokenizer(vocab.span_text("show", codes), add_special_tokens=False)["input_ids"] == \
-        vocab.span_ids("show", codes)
+    assert reloaded_tokenizer(vocab.span_text("show", codes), add_special_tokens=False)[
+        "input_ids"
+    ] == vocab.span_ids("show", codes)
     assert SIDVocab.load(directory) == vocab
     assert json.loads((directory / "neo.json").read_text()) == {"stage": "align"}
     _, _, vocab_again = load_stage_checkpoint(directory)

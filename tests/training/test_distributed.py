@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import hashlib, json, sys
     import datasets, numpy as np, torch, torch.distributed as dist
     from neo.data import Catalog
@@ -38,12 +38,21 @@ WORKER = textwrap.dedent('''
     with open(f"{out_dir}/rank{dist.get_rank()}.json", "w") as handle:
         json.dump({"digest": digest.hexdigest(), "batches": engine.micro_batches(0), "losses":
                    [m["loss"] for m in metrics]}, handle)
-''')
+""")
 
 
-TINY = {"preset": "tiny", "tokenizer_vocab_size": 400, "hidden_size": 32, "num_layers": 2, "num_heads": 2,
-        "num_kv_heads": 2, "intermediate_size": 64, "max_position_embeddings": 256, "tie_word_embeddings": True,
-        "seed": 0}
+TINY = {
+    "preset": "tiny",
+    "tokenizer_vocab_size": 400,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "num_kv_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+    "seed": 0,
+}
 
 
 def run_two_ranks(mini_world, out: Path, trainable: str) -> list[dict]:
@@ -54,8 +63,23 @@ def run_two_ranks(mini_world, out: Path, trainable: str) -> list[dict]:
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(catalog_dir), str(sids_dir),
-         str(out), trainable, json.dumps(TINY)], env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(catalog_dir),
+            str(sids_dir),
+            str(out),
+            trainable,
+            json.dumps(TINY),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 

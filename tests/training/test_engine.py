@@ -24,8 +24,15 @@ def test_align_changes_only_the_sid_rows(make_tiny, make_rows, tmp_path, tied):
     model, tokenizer, vocab = make_tiny(tied)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rows = make_rows(vocab.base_size, vocab.total_size, 16)
-    engine = Engine(prepare_for_stage(model, vocab, {"trainable": "sid_rows"}), rows, tmp_path, settings(),
-                    ZERO0, tokenizer.pad_token_id, progress=False)
+    engine = Engine(
+        prepare_for_stage(model, vocab, {"trainable": "sid_rows"}),
+        rows,
+        tmp_path,
+        settings(),
+        ZERO0,
+        tokenizer.pad_token_id,
+        progress=False,
+    )
     engine.train()
     after = engine.export_model().state_dict()
     assert after.keys() == before.keys()
@@ -43,8 +50,15 @@ def test_instruct_changes_every_parameter(make_tiny, make_rows, tmp_path):
     model, tokenizer, vocab = make_tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rows = make_rows(vocab.base_size, vocab.total_size, 16)
-    engine = Engine(prepare_for_stage(model, vocab, {"trainable": "full"}), rows, tmp_path, settings(),
-                    ZERO0, tokenizer.pad_token_id, progress=False)
+    engine = Engine(
+        prepare_for_stage(model, vocab, {"trainable": "full"}),
+        rows,
+        tmp_path,
+        settings(),
+        ZERO0,
+        tokenizer.pad_token_id,
+        progress=False,
+    )
     metrics = engine.train()
     assert [m["step"] for m in metrics] == [1, 2, 3]
     after = engine.export_model().state_dict()
@@ -58,17 +72,30 @@ def test_packed_rows_do_not_attend_across_examples(make_tiny):
     model.eval()
     first, second = [5, 9, 11, 3], [7, 2, 8]
     alone = [model(input_ids=torch.tensor([ids])).logits[0] for ids in (first, second)]
-    packed = collate([{"input_ids": first + second + [0], "labels": first + second + [-100],
-                       "attention_mask": [1] * 7 + [0], "position_ids": [0, 1, 2, 3, 0, 1, 2, 0]}], pad_id=0)
+    packed = collate(
+        [
+            {
+                "input_ids": first + second + [0],
+                "labels": first + second + [-100],
+                "attention_mask": [1] * 7 + [0],
+                "position_ids": [0, 1, 2, 3, 0, 1, 2, 0],
+            }
+        ],
+        pad_id=0,
+    )
     assert "attention_mask" not in packed and int(packed["real_tokens"]) == 7
     # use_cache=False as in training: transformers derives the packed mask only without a KV cache
-    logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits[0]
+    logits = model(
+        input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
+    ).logits[0]
     assert torch.allclose(logits[:4], alone[0], atol=1e-5)
     assert torch.allclose(logits[4:7], alone[1], atol=1e-5)
 
 
 def test_unpacked_rows_are_padded_with_a_mask_and_no_loss():
-    batch = collate([{"input_ids": [4, 5, 6], "labels": [-100, 5, 6]}, {"input_ids": [7], "labels": [7]}], pad_id=0)
+    batch = collate(
+        [{"input_ids": [4, 5, 6], "labels": [-100, 5, 6]}, {"input_ids": [7], "labels": [7]}], pad_id=0
+    )
     assert batch["input_ids"].tolist() == [[4, 5, 6], [7, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 5, 6], [7, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
@@ -89,8 +116,15 @@ def test_schedule_warms_up_then_decays_to_the_floor(warmup, total, ratio):
 def test_data_order_is_a_function_of_seed_and_step(make_tiny, make_rows, tmp_path):
     model, tokenizer, vocab = make_tiny()
     rows = make_rows(vocab.base_size, vocab.total_size, 10)
-    engine = Engine(prepare_for_stage(model, vocab, {"trainable": "full"}), rows, tmp_path,
-                    settings(micro_batch_size=2, grad_accum=2, max_steps=5), ZERO0, 0, progress=False)
+    engine = Engine(
+        prepare_for_stage(model, vocab, {"trainable": "full"}),
+        rows,
+        tmp_path,
+        settings(micro_batch_size=2, grad_accum=2, max_steps=5),
+        ZERO0,
+        0,
+        progress=False,
+    )
     epoch = [i for step in (0, 1) for micro in engine.micro_batches(step) for i in micro]
     assert sorted(epoch) == sorted(set(epoch)) and len(epoch) == 8  # no row twice within an epoch
     assert engine.micro_batches(3) == engine.micro_batches(3)
@@ -107,8 +141,16 @@ def test_kill_and_resume_reproduces_the_loss_curve(make_tiny, make_rows, tmp_pat
     run = settings(max_steps=8, save_every=3, micro_batch_size=4)
 
     def fresh(directory, log_fn=None):
-        return Engine(prepare_for_stage(copy.deepcopy(model), vocab, {"trainable": "full"}), rows, directory, run,
-                      ZERO0, 0, log_fn=log_fn, progress=False)
+        return Engine(
+            prepare_for_stage(copy.deepcopy(model), vocab, {"trainable": "full"}),
+            rows,
+            directory,
+            run,
+            ZERO0,
+            0,
+            log_fn=log_fn,
+            progress=False,
+        )
 
     reference = [m["loss"] for m in fresh(tmp_path / "straight").train()]
 
@@ -122,3 +164,23 @@ def test_kill_and_resume_reproduces_the_loss_curve(make_tiny, make_rows, tmp_pat
     resumed = fresh(tmp_path / "killed").train(resume=True)
     assert [m["step"] for m in resumed] == list(range(1, 9))
     assert [m["loss"] for m in resumed] == pytest.approx(reference, rel=1e-6)
+
+
+def test_lora_instruct_exports_a_plain_model_with_merged_adapters(make_tiny, make_rows, tmp_path):
+    model, tokenizer, vocab = make_tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = make_rows(vocab.base_size, vocab.total_size, 16)
+    stage = {"trainable": "lora", "lora": {"r": 4, "alpha": 8}}
+    engine = Engine(
+        prepare_for_stage(model, vocab, stage), rows, tmp_path, settings(), ZERO0, 0, progress=False
+    )
+    engine.train()
+    after = engine.export_model().state_dict()
+    assert after.keys() == before.keys()
+    assert not torch.equal(
+        after["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"]
+    )
+    embedding = "model.embed_tokens.weight"
+    assert torch.equal(after[embedding][: vocab.base_size], before[embedding][: vocab.base_size])
+    assert not torch.equal(after[embedding][vocab.base_size :], before[embedding][vocab.base_size :])
+    assert torch.equal(after["model.norm.weight"], before["model.norm.weight"])
