@@ -164,8 +164,11 @@ class TextResult:
         return [s.item for s in self.segments if s.item is not None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "segments": [s.to_dict() for s in self.segments],
-                "items": [i.to_dict() for i in self.items]}
+        return {
+            "text": self.text,
+            "segments": [s.to_dict() for s in self.segments],
+            "items": [i.to_dict() for i in self.items],
+        }
 
 
 # ----- checkpoint contents -----------------------------------------------------------------------
@@ -174,7 +177,9 @@ def read_checkpoint_meta(directory: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; a neo checkpoint carries neo.json (dataset, stage)") from None
+        raise FileNotFoundError(
+            f"{path}: missing; a neo checkpoint carries neo.json (dataset, stage)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc.msg})") from None
 
@@ -217,8 +222,10 @@ def item_records(catalog: Catalog, tables: Mapping[str, SIDTable]) -> dict[str, 
     missing = len(type_of) - len(records)
     if missing:
         example = next(i for i in type_of if i not in records)
-        raise ValueError(f"{catalog.root}: {missing} item(s) of the SID tables are not in the catalog "
-                         f"(e.g. {example!r}); was the checkpoint trained on another dataset?")
+        raise ValueError(
+            f"{catalog.root}: {missing} item(s) of the SID tables are not in the catalog "
+            f"(e.g. {example!r}); was the checkpoint trained on another dataset?"
+        )
     return records
 
 
@@ -239,9 +246,12 @@ def _check_k(k: Any, limits: Limits) -> None:
 
 
 def _check_max_new_tokens(value: Any, limits: Limits) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                              or not 1 <= value <= limits.max_new_tokens):
-        raise NeoInputError("max_new_tokens", f"must be an integer in [1, {limits.max_new_tokens}], got {value!r}")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits.max_new_tokens
+    ):
+        raise NeoInputError(
+            "max_new_tokens", f"must be an integer in [1, {limits.max_new_tokens}], got {value!r}"
+        )
 
 
 def _check_text(name: str, value: Any, max_chars: int) -> None:
@@ -254,14 +264,27 @@ def _check_text(name: str, value: Any, max_chars: int) -> None:
 class Neo:
     """A loaded checkpoint: model, tokenizer, SID vocabulary and tables, item trie and item records."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, vocab: SIDVocab, tables: Mapping[str, SIDTable],
-                 records: Mapping[str, tuple[str, str]], *, device: str | torch.device = "cpu",
-                 chat: ChatFormat | None = None, style: HistoryStyle = DEFAULT_STYLE,
-                 prompt_history: Mapping[str, int] | None = None, limits: Limits | None = None,
-                 beam_width: int = 30, max_new_tokens: int = 128):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        vocab: SIDVocab,
+        tables: Mapping[str, SIDTable],
+        records: Mapping[str, tuple[str, str]],
+        *,
+        device: str | torch.device = "cpu",
+        chat: ChatFormat | None = None,
+        style: HistoryStyle = DEFAULT_STYLE,
+        prompt_history: Mapping[str, int] | None = None,
+        limits: Limits | None = None,
+        beam_width: int = 30,
+        max_new_tokens: int = 128,
+    ):
         if len(tokenizer) != vocab.total_size:
-            raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
-                             f"{vocab.total_size}; the checkpoint's tokenizer and neo_vocab.json disagree")
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
+                f"{vocab.total_size}; the checkpoint's tokenizer and neo_vocab.json disagree"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"  # decoder-only batches: every row's last token is real
@@ -293,9 +316,16 @@ class Neo:
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
-                        dtype: str | torch.dtype | None = None, catalog: str | os.PathLike | None = None,
-                        limits: Limits | None = None, beam_width: int = 30, max_new_tokens: int = 128) -> Neo:
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype | None = None,
+        catalog: str | os.PathLike | None = None,
+        limits: Limits | None = None,
+        beam_width: int = 30,
+        max_new_tokens: int = 128,
+    ) -> Neo:
         """Load a checkpoint directory (see docs/serving.md for what it must contain)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -307,19 +337,34 @@ class Neo:
         tables = load_tables(directory / SIDS_DIR)
         unknown = sorted(set(tables) - set(vocab.type_names))
         if unknown:
-            raise ValueError(f"{directory / SIDS_DIR}: tables for types {unknown} not in neo_vocab.json "
-                             f"(types {vocab.type_names})")
+            raise ValueError(
+                f"{directory / SIDS_DIR}: tables for types {unknown} not in neo_vocab.json "
+                f"(types {vocab.type_names})"
+            )
         catalog_root = Path(catalog) if catalog else find_catalog(directory, meta)
         catalog_data = Catalog.load(catalog_root)
         records = item_records(catalog_data, tables)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=resolve_dtype(dtype)).to(device)
         tasks_cfg = _nested(meta, "config", "tasks") or {}
-        prompt_history = {task: int(n) for task in ("recommend", "profile")
-                          if (n := _nested(tasks_cfg, "tasks", task, "max_history"))}
-        return cls(model, tokenizer, vocab, tables, records, device=device,
-                   style=history_style(catalog_data, tasks_cfg.get("history") or {}), prompt_history=prompt_history,
-                   limits=limits, beam_width=beam_width, max_new_tokens=max_new_tokens)
+        prompt_history = {
+            task: int(n)
+            for task in ("recommend", "profile")
+            if (n := _nested(tasks_cfg, "tasks", task, "max_history"))
+        }
+        return cls(
+            model,
+            tokenizer,
+            vocab,
+            tables,
+            records,
+            device=device,
+            style=history_style(catalog_data, tasks_cfg.get("history") or {}),
+            prompt_history=prompt_history,
+            limits=limits,
+            beam_width=beam_width,
+            max_new_tokens=max_new_tokens,
+        )
 
     # ----- catalog ---------------------------------------------------------------------------------
     @property
@@ -350,8 +395,11 @@ class Neo:
         for position, entry in enumerate(items):
             item_id = entry.item if isinstance(entry, HistoryEntry) else entry
             if not isinstance(item_id, str) or item_id not in self.records:
-                raise NeoInputError(f"{name}[{position}]", f"unknown item {item_id!r}: history and exclude "
-                                    f"take catalog item ids of types {self.entity_types} (see /v1/catalog)")
+                raise NeoInputError(
+                    f"{name}[{position}]",
+                    f"unknown item {item_id!r}: history and exclude "
+                    f"take catalog item ids of types {self.entity_types} (see /v1/catalog)",
+                )
 
     def validate(self, request: Request) -> None:
         """Raise `NeoInputError` naming the first invalid field; cheap (no model call)."""
@@ -362,15 +410,24 @@ class Neo:
             self._check_items("exclude", request.exclude or [], self.limits.max_exclude, allow_empty=True)
             if request.filters is not None:
                 if not isinstance(request.filters, ItemFilters):
-                    raise NeoInputError("filters", f"must be a neo.decoding.filters.ItemFilters, got "
-                                                   f"{type(request.filters).__name__}")
+                    raise NeoInputError(
+                        "filters",
+                        f"must be a neo.decoding.filters.ItemFilters, got {type(request.filters).__name__}",
+                    )
                 if request.filters.allow is not None:
-                    self._check_items("filters.allow", list(request.filters.allow), self.limits.max_exclude,
-                                      allow_empty=True)
-                self._check_items("filters.deny", list(request.filters.deny), self.limits.max_exclude,
-                                  allow_empty=True)
+                    self._check_items(
+                        "filters.allow",
+                        list(request.filters.allow),
+                        self.limits.max_exclude,
+                        allow_empty=True,
+                    )
+                self._check_items(
+                    "filters.deny", list(request.filters.deny), self.limits.max_exclude, allow_empty=True
+                )
             if request.discovery is not None and request.discovery not in FAMILIARITY:
-                raise NeoInputError("discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}")
+                raise NeoInputError(
+                    "discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}"
+                )
         elif isinstance(request, SearchRequest):
             _check_text("query", request.query, self.limits.max_query_chars)
             self._check_type("target_type", request.target_type)
@@ -391,24 +448,33 @@ class Neo:
         """History lines as training rendered them: the most recent `max_history` items of the task's
         training config, each its SID span plus the day gap and context when given."""
         if task in self.prompt_history:
-            history = history[-self.prompt_history[task]:]
+            history = history[-self.prompt_history[task] :]
         lines = []
         for entry in history:
             if isinstance(entry, HistoryEntry):
-                lines.append(HistoryLine(self.item(entry.item).sid, entry.timestamp, dict(entry.context or {})))
+                lines.append(
+                    HistoryLine(self.item(entry.item).sid, entry.timestamp, dict(entry.context or {}))
+                )
             else:
                 lines.append(HistoryLine(self.item(entry).sid))
         return lines
 
     def _prompt(self, request: Request) -> str:
-        """The exact training-time prompt for a request (neo.tasks.prompts builders, checkpoint's chat format)."""
+        """The exact training-time prompt of a request (neo.tasks.prompts builders, the chat format)."""
         if isinstance(request, RecommendRequest):
-            return recommend_prompt(self._history(request.history, "recommend"), request.target_type, k=request.k,
-                                    output_format="ids", familiarity=request.discovery, chat=self.chat,
-                                    style=self.style)
+            return recommend_prompt(
+                self._history(request.history, "recommend"),
+                request.target_type,
+                k=request.k,
+                output_format="ids",
+                familiarity=request.discovery,
+                chat=self.chat,
+                style=self.style,
+            )
         if isinstance(request, SearchRequest):
-            return search_prompt(request.query, request.target_type, k=request.k, output_format="ids",
-                                 chat=self.chat)
+            return search_prompt(
+                request.query, request.target_type, k=request.k, output_format="ids", chat=self.chat
+            )
         if isinstance(request, DescribeUserRequest):
             return profile_prompt(self._history(request.history, "profile"), chat=self.chat, style=self.style)
         return generic_prompt(request.prompt, chat=self.chat)
@@ -420,8 +486,11 @@ class Neo:
             tokens = [self.bos_id, *tokens]
         if self.context_length and len(tokens) + new_tokens > self.context_length:
             name = {SearchRequest: "query", GenerateRequest: "prompt"}.get(type(request), "history")
-            raise NeoInputError(name, f"the prompt is {len(tokens)} tokens and the answer needs up to {new_tokens}, "
-                                      f"but the model's context is {self.context_length} tokens; shorten it")
+            raise NeoInputError(
+                name,
+                f"the prompt is {len(tokens)} tokens and the answer needs up to {new_tokens}, "
+                f"but the model's context is {self.context_length} tokens; shorten it",
+            )
         return tokens
 
     def _batch(self, token_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,8 +499,8 @@ class Neo:
         input_ids = torch.full((len(token_lists), width), self.tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
         for row, tokens in enumerate(token_lists):
-            input_ids[row, width - len(tokens):] = torch.tensor(tokens, dtype=torch.long)
-            attention_mask[row, width - len(tokens):] = 1
+            input_ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
+            attention_mask[row, width - len(tokens) :] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
     # ----- decoding --------------------------------------------------------------------------------
@@ -443,8 +512,9 @@ class Neo:
     def _beam_width(self, request: RecommendRequest | SearchRequest) -> int:
         return max(self.beam_width, request.k)
 
-    def _rank(self, requests: Sequence[RecommendRequest | SearchRequest],
-              prompts: Sequence[Sequence[int]]) -> list[list[ItemResult]]:
+    def _rank(
+        self, requests: Sequence[RecommendRequest | SearchRequest], prompts: Sequence[Sequence[int]]
+    ) -> list[list[ItemResult]]:
         """One item beam search for rows sharing a beam width; each row keeps its own top `k`.
 
         A row's top `k` of a search for max(k) items is exactly its own top-`k` search (same beams),
@@ -455,25 +525,40 @@ class Neo:
         input_ids, attention_mask = self._batch(prompts)
         exclude = [list(getattr(r, "exclude", None) or []) for r in requests]
         with torch.inference_mode():
-            hits = beam_search_items(self.model, input_ids, attention_mask, self.trie,
-                                     [r.target_type for r in requests], max(r.k for r in requests),
-                                     beam_width=self._beam_width(requests[0]),
-                                     exclude=exclude if any(exclude) else None,
-                                     filters=[getattr(r, "filters", None) for r in requests])
-        return [[self.item(hit.item_id, float(hit.score)) for hit in row[: r.k]]
-                for r, row in zip(requests, hits, strict=True)]
+            hits = beam_search_items(
+                self.model,
+                input_ids,
+                attention_mask,
+                self.trie,
+                [r.target_type for r in requests],
+                max(r.k for r in requests),
+                beam_width=self._beam_width(requests[0]),
+                exclude=exclude if any(exclude) else None,
+                filters=[getattr(r, "filters", None) for r in requests],
+            )
+        return [
+            [self.item(hit.item_id, float(hit.score)) for hit in row[: r.k]]
+            for r, row in zip(requests, hits, strict=True)
+        ]
 
-    def _generate(self, requests: Sequence[DescribeUserRequest | GenerateRequest],
-                  prompts: Sequence[Sequence[int]]) -> list[TextResult]:
+    def _generate(
+        self, requests: Sequence[DescribeUserRequest | GenerateRequest], prompts: Sequence[Sequence[int]]
+    ) -> list[TextResult]:
         """Mixed text/item generation for rows that share their allowed types and token budget."""
         from neo.decoding.generate import ItemSegment, generate_mixed
 
         allowed = list(getattr(requests[0], "allowed_types", None) or self.entity_types)
         input_ids, attention_mask = self._batch(prompts)
         with torch.inference_mode():
-            outputs = generate_mixed(self.model, input_ids, attention_mask, self.trie, allowed,
-                                     max_new_tokens=self._answer_budget(requests[0]),
-                                     eos_token_id=self.stop_ids)
+            outputs = generate_mixed(
+                self.model,
+                input_ids,
+                attention_mask,
+                self.trie,
+                allowed,
+                max_new_tokens=self._answer_budget(requests[0]),
+                eos_token_id=self.stop_ids,
+            )
         results = []
         for output in outputs:
             segments = []
@@ -482,7 +567,9 @@ class Neo:
                     item = self.item(segment.item_id)
                     segments.append(Segment(item.title, item))
                 else:
-                    segments.append(Segment(self.tokenizer.decode(segment.token_ids, skip_special_tokens=True)))
+                    segments.append(
+                        Segment(self.tokenizer.decode(segment.token_ids, skip_special_tokens=True))
+                    )
             results.append(TextResult("".join(s.text for s in segments), segments))
         return results
 
@@ -491,7 +578,8 @@ class Neo:
         """Answer a mixed batch: one result per request, or the `Exception` that request raised.
 
         Rows are grouped so each decoder call gets rows it can share (ranking rows by beam width,
-        generation rows by allowed types and budget); a bad request fails alone and never takes its batch-mates with it.
+        generation rows by allowed types and budget); a bad request fails alone and never takes its
+        batch-mates with it.
         """
         results: list[Any] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
@@ -513,8 +601,11 @@ class Neo:
             group = [requests[i] for i in indices]
             group_prompts = [prompts[i] for i in indices]
             try:
-                answers: list[Any] = (self._rank(group, group_prompts) if key[0] == "rank"
-                                      else self._generate(group, group_prompts))
+                answers: list[Any] = (
+                    self._rank(group, group_prompts)
+                    if key[0] == "rank"
+                    else self._generate(group, group_prompts)
+                )
             except Exception as exc:  # reported per request by the caller (the server answers 500)
                 answers = [exc] * len(indices)
             for index, answer in zip(indices, answers, strict=True):
@@ -541,8 +632,15 @@ class Neo:
         return self._run(requests)
 
     # ----- single requests -------------------------------------------------------------------------
-    def recommend(self, history: Sequence[str | HistoryEntry], target_type: str, k: int = 10, discovery: str | None = None,
-                  exclude: Sequence[str] | None = None, filters: ItemFilters | None = None) -> list[ItemResult]:
+    def recommend(
+        self,
+        history: Sequence[str | HistoryEntry],
+        target_type: str,
+        k: int = 10,
+        discovery: str | None = None,
+        exclude: Sequence[str] | None = None,
+        filters: ItemFilters | None = None,
+    ) -> list[ItemResult]:
         """Top-k items of `target_type` for a history of item ids (oldest first), best first."""
         return self._run([RecommendRequest(history, target_type, k, discovery, exclude, filters)])[0]
 
@@ -550,11 +648,14 @@ class Neo:
         """Top-k items of `target_type` for a text query, best first."""
         return self._run([SearchRequest(query, target_type, k)])[0]
 
-    def describe_user(self, history: Sequence[str | HistoryEntry], max_new_tokens: int | None = None) -> TextResult:
+    def describe_user(
+        self, history: Sequence[str | HistoryEntry], max_new_tokens: int | None = None
+    ) -> TextResult:
         """A natural-language profile of a history; item mentions are resolved to catalog records."""
         return self._run([DescribeUserRequest(history, max_new_tokens)])[0]
 
-    def generate(self, prompt: str, max_new_tokens: int | None = None,
-                 allowed_types: Sequence[str] | None = None) -> TextResult:
+    def generate(
+        self, prompt: str, max_new_tokens: int | None = None, allowed_types: Sequence[str] | None = None
+    ) -> TextResult:
         """Answer a free instruction (wrapped in the training chat format); items come out resolved."""
         return self._run([GenerateRequest(prompt, max_new_tokens, allowed_types)])[0]

@@ -3,10 +3,11 @@
     neo run bench_serving checkpoint=random            # random-weight tiny model over the demo world
     neo run bench_serving checkpoint=outputs/demo/instruct bench.clients=[1,8,32]
 
-For each mode (on: `max_batch` from conf/serve.yaml; off: `max_batch=1`) a real server process is
-started on a loopback port; then for each client count, that many threads each send
-`requests_per_client` recommendation requests back to back. Reported: p50/p99 latency, throughput,
-and the on/off ratios. All traffic is loopback, and the whole run stops after `bench.max_seconds`.
+Two real server processes run on loopback ports, one per mode (on: `max_batch` from
+conf/serve.yaml; off: `max_batch=1`). For each client count, that many threads each send
+`requests_per_client` recommendation requests back to back, alternately to each server, `repeats`
+times. Reported: median p50/p99 latency and throughput per mode, and the on/off ratios. All traffic
+is loopback, and the run stops measuring after `bench.max_seconds`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import httpx
 import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from neo.io import write_json
-from neo.serving.process import running_server
+from neo.serving.process import ServerProcess
 from neo.sids.table import SIDS_DIR, load_tables
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -44,7 +46,7 @@ class BenchServingRecipe:
 
     # ----- setup -------------------------------------------------------------------------------------
     def _checkpoint(self) -> Path:
-        """The checkpoint to serve; `random` builds the tiny preset with random weights over the demo world."""
+        """The checkpoint to serve; `random`: the tiny preset with random weights over the demo world."""
         if str(self.cfg.checkpoint) != "random":
             return Path(self.cfg.checkpoint)
         from neo.data.world import generate_world
@@ -60,8 +62,14 @@ class BenchServingRecipe:
         types = list(tables)
         rng = np.random.default_rng(0)
         length = int(self.bench.history_length)
-        return [{"history": [items[i] for i in rng.choice(len(items), size=length, replace=False)],
-                 "target_type": types[n % len(types)], "k": int(self.bench.k)} for n in range(count)]
+        return [
+            {
+                "history": [items[i] for i in rng.choice(len(items), size=length, replace=False)],
+                "target_type": types[n % len(types)],
+                "k": int(self.bench.k),
+            }
+            for n in range(count)
+        ]
 
     # ----- measurement -------------------------------------------------------------------------------
     def _client(self, base_url: str, bodies: list[dict[str, Any]]) -> tuple[list[float], int]:
@@ -76,40 +84,94 @@ class BenchServingRecipe:
 
     def _measure(self, base_url: str, bodies: list[dict[str, Any]], clients: int) -> dict[str, float]:
         per_client = int(self.bench.requests_per_client)
-        shares = [bodies[(c * per_client) % len(bodies):][:per_client] for c in range(clients)]
+        shares = [bodies[(c * per_client) % len(bodies) :][:per_client] for c in range(clients)]
         shares = [share if len(share) == per_client else bodies[:per_client] for share in shares]
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             outcomes = list(pool.map(lambda share: self._client(base_url, share), shares))
         wall = time.perf_counter() - started
         latencies = [x for lat, _ in outcomes for x in lat]
-        return {"clients": clients, "requests": len(latencies), "errors": sum(e for _, e in outcomes),
-                "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-                "mean_ms": statistics.fmean(latencies) * 1000, "throughput_rps": len(latencies) / wall}
+        return {
+            "clients": clients,
+            "requests": len(latencies),
+            "errors": sum(e for _, e in outcomes),
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "mean_ms": statistics.fmean(latencies) * 1000,
+            "throughput_rps": len(latencies) / wall,
+        }
 
-    def _mode(self, checkpoint: Path, bodies: list[dict[str, Any]], max_batch: int) -> list[dict[str, float]]:
-        overrides = [f"max_batch={max_batch}", f"max_wait_ms={self.cfg.max_wait_ms}",
-                     f"beam_width={self.cfg.beam_width}", f"queue_size={self.cfg.queue_size}",
-                     f"torch_threads={self.cfg.torch_threads}", "log_level=warning"]
-        rows = []
-        with running_server(checkpoint, overrides, log_path=self.workdir / f"server-batch{max_batch}.log") as url:
-            self._client(url, bodies[: int(self.bench.warmup_requests)])
+    def _server(self, checkpoint: Path, max_batch: int) -> ServerProcess:
+        overrides = [
+            f"max_batch={max_batch}",
+            f"max_wait_ms={self.cfg.max_wait_ms}",
+            f"beam_width={self.cfg.beam_width}",
+            f"queue_size={self.cfg.queue_size}",
+            f"torch_threads={self.cfg.torch_threads}",
+            "log_level=warning",
+        ]
+        return ServerProcess(checkpoint, overrides, log_path=self.workdir / f"server-batch{max_batch}.log")
+
+    def _compare(self, checkpoint: Path, bodies: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+        """Both servers up at once, measured alternately (on, off, on, off...) for every client count.
+
+        Alternating means a burst of load from elsewhere on a shared machine hits both modes alike;
+        the median over `repeats` rounds is reported.
+        """
+        modes = {"on": int(self.cfg.max_batch), "off": 1}
+        servers = {mode: self._server(checkpoint, max_batch) for mode, max_batch in modes.items()}
+        rows: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+        try:
+            urls = {mode: server.wait_ready() for mode, server in servers.items()}
+            for url in urls.values():
+                self._client(url, bodies[: int(self.bench.warmup_requests)])
             for clients in self.bench.clients:
-                if time.monotonic() > self.deadline:
-                    print(f"bench_serving: time limit reached; skipping {clients} clients (max_batch={max_batch})")
+                rounds: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+                for _ in tqdm(range(int(self.bench.repeats)), desc=f"{clients} clients", leave=False):
+                    if time.monotonic() > self.deadline:
+                        break
+                    for mode, url in urls.items():
+                        rounds[mode].append(self._measure(url, bodies, int(clients)))
+                if not rounds["off"]:
+                    print(f"bench_serving: time limit reached before {clients} clients")
                     break
-                rows.append(self._measure(url, bodies, int(clients)) | {"max_batch": max_batch})
-                print(f"  max_batch={max_batch:>3} clients={clients:>3}: p50 {rows[-1]['p50_ms']:8.1f} ms  "
-                      f"p99 {rows[-1]['p99_ms']:8.1f} ms  {rows[-1]['throughput_rps']:7.1f} req/s  "
-                      f"errors {rows[-1]['errors']}", flush=True)
+                for mode in modes:
+                    rows[mode].append(self._median(rounds[mode]) | {"max_batch": modes[mode]})
+                    row = rows[mode][-1]
+                    print(
+                        f"  batching {mode:>3} (max_batch={modes[mode]:>2}) clients={clients:>3}: "
+                        f"p50 {row['p50_ms']:8.1f} ms  p99 {row['p99_ms']:8.1f} ms  "
+                        f"{row['throughput_rps']:7.1f} req/s  errors {row['errors']}",
+                        flush=True,
+                    )
+        finally:
+            for server in servers.values():
+                server.stop()
         return rows
+
+    @staticmethod
+    def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
+        keys = ("p50_ms", "p99_ms", "mean_ms", "throughput_rps")
+        return {
+            "clients": rounds[0]["clients"],
+            "rounds": len(rounds),
+            "requests": sum(r["requests"] for r in rounds),
+            "errors": sum(r["errors"] for r in rounds),
+            **{key: statistics.median(r[key] for r in rounds) for key in keys},
+        }
 
     # ----- report ------------------------------------------------------------------------------------
     @staticmethod
     def _ratios(on: list[dict[str, float]], off: list[dict[str, float]]) -> list[dict[str, float]]:
-        return [{"clients": a["clients"], "throughput_on_over_off": a["throughput_rps"] / b["throughput_rps"],
-                 "p50_on_over_off": a["p50_ms"] / b["p50_ms"], "p99_on_over_off": a["p99_ms"] / b["p99_ms"]}
-                for a, b in zip(on, off, strict=False)]
+        return [
+            {
+                "clients": a["clients"],
+                "throughput_on_over_off": a["throughput_rps"] / b["throughput_rps"],
+                "p50_on_over_off": a["p50_ms"] / b["p50_ms"],
+                "p99_on_over_off": a["p99_ms"] / b["p99_ms"],
+            }
+            for a, b in zip(on, off, strict=False)
+        ]
 
     def run(self) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="neo-bench-serving-") as workdir:
@@ -120,18 +182,29 @@ class BenchServingRecipe:
         checkpoint = self._checkpoint()
         per_client = int(self.bench.requests_per_client)
         bodies = self._bodies(checkpoint, max(int(c) for c in self.bench.clients) * per_client)
-        print(f"bench_serving: checkpoint {checkpoint}, top-{self.bench.k}, beam width {self.cfg.beam_width}, "
-              f"{per_client} requests per client")
-        on = self._mode(checkpoint, bodies, int(self.cfg.max_batch))
-        off = self._mode(checkpoint, bodies, 1)
+        print(
+            f"bench_serving: checkpoint {checkpoint}, top-{self.bench.k}, beam width {self.cfg.beam_width}, "
+            f"{per_client} requests per client"
+        )
+        rows = self._compare(checkpoint, bodies)
+        on, off = rows["on"], rows["off"]
         ratios = self._ratios(on, off)
         print("\nclients  throughput on/off  p50 on/off  p99 on/off")
         for row in ratios:
-            print(f"{row['clients']:>7}  {row['throughput_on_over_off']:>17.2f}  {row['p50_on_over_off']:>10.2f}  "
-                  f"{row['p99_on_over_off']:>10.2f}")
-        result = {"checkpoint": str(checkpoint), "config": OmegaConf.to_container(self.bench, resolve=True),
-                  "max_wait_ms": float(self.cfg.max_wait_ms), "beam_width": int(self.cfg.beam_width),
-                  "batching_on": on, "batching_off": off, "ratios": ratios}
+            print(
+                f"{row['clients']:>7}  {row['throughput_on_over_off']:>17.2f}  "
+                f"{row['p50_on_over_off']:>10.2f}  "
+                f"{row['p99_on_over_off']:>10.2f}"
+            )
+        result = {
+            "checkpoint": str(checkpoint),
+            "config": OmegaConf.to_container(self.bench, resolve=True),
+            "max_wait_ms": float(self.cfg.max_wait_ms),
+            "beam_width": int(self.cfg.beam_width),
+            "batching_on": on,
+            "batching_off": off,
+            "ratios": ratios,
+        }
         write_json(self.bench.out, result)
         print(f"bench_serving: wrote {self.bench.out}")
         return result

@@ -29,18 +29,31 @@ class ServeRecipe:
         self.cfg = cfg
         self.limits = Limits.from_mapping(OmegaConf.to_container(cfg.limits, resolve=True))
         self.config = ServeConfig(
-            host=cfg.host, port=int(cfg.port), api_key=cfg.api_key or None, max_batch=int(cfg.max_batch),
-            max_wait_ms=float(cfg.max_wait_ms), queue_size=int(cfg.queue_size), retry_after_s=int(cfg.retry_after_s),
-            request_timeout_s=float(cfg.request_timeout_s), max_body_bytes=int(cfg.max_body_bytes), limits=self.limits,
+            host=cfg.host,
+            port=int(cfg.port),
+            api_key=cfg.api_key or None,
+            max_batch=int(cfg.max_batch),
+            max_wait_ms=float(cfg.max_wait_ms),
+            queue_size=int(cfg.queue_size),
+            retry_after_s=int(cfg.retry_after_s),
+            request_timeout_s=float(cfg.request_timeout_s),
+            max_body_bytes=int(cfg.max_body_bytes),
+            limits=self.limits,
         )
         self.load_failed = False
 
     def _load_engine(self) -> Neo:
         if self.cfg.torch_threads:
             torch.set_num_threads(int(self.cfg.torch_threads))
-        return Neo.from_pretrained(self.cfg.checkpoint, device=self.cfg.device, dtype=self.cfg.dtype,
-                                   catalog=self.cfg.catalog, limits=self.limits, beam_width=int(self.cfg.beam_width),
-                                   max_new_tokens=int(self.cfg.max_new_tokens))
+        return Neo.from_pretrained(
+            self.cfg.checkpoint,
+            device=self.cfg.device,
+            dtype=self.cfg.dtype,
+            catalog=self.cfg.catalog,
+            limits=self.limits,
+            beam_width=int(self.cfg.beam_width),
+            max_new_tokens=int(self.cfg.max_new_tokens),
+        )
 
     def run(self) -> int:
         import uvicorn
@@ -54,11 +67,26 @@ class ServeRecipe:
                 server.should_exit = True
 
         app = create_app(self._load_engine, self.config, on_load_failure=stop_on_failure)
-        server = uvicorn.Server(uvicorn.Config(app, host=self.config.host, port=self.config.port,
-                                               log_config=log_config(self.cfg.log_level), access_log=False))
-        log.info("serving", extra={"checkpoint": str(self.cfg.checkpoint), "host": self.config.host,
-                                   "port": self.config.port, "auth": self.config.api_key is not None,
-                                   "max_batch": self.config.max_batch, "max_wait_ms": self.config.max_wait_ms})
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.config.host,
+                port=self.config.port,
+                log_config=log_config(self.cfg.log_level),
+                access_log=False,
+            )
+        )
+        log.info(
+            "serving",
+            extra={
+                "checkpoint": str(self.cfg.checkpoint),
+                "host": self.config.host,
+                "port": self.config.port,
+                "auth": self.config.api_key is not None,
+                "max_batch": self.config.max_batch,
+                "max_wait_ms": self.config.max_wait_ms,
+            },
+        )
         server.run()
         return 1 if self.load_failed else 0
 

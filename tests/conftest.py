@@ -39,3 +39,15 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo-world")
     generate_world(out, seed=0, scale="tiny")
     return out
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A loadable neo checkpoint: the tiny preset with random weights and random SIDs over the demo world.
+
+    For tests of serving and decoding plumbing: the constrained decoder keeps every item valid whatever
+    the weights, so no training is needed (neo.serving.tiny.write_random_checkpoint).
+    """
+    from neo.serving.tiny import write_random_checkpoint
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("random-checkpoint"), demo_dir, seed=0)

@@ -10,8 +10,11 @@ meaning already lives converges much faster:
 - unused padding slots of the 32-aligned layout start at the mean text row (never predicted: the
   decoder masks them);
 
-every new row is rescaled to the mean norm of the text rows and gets small Gaussian noise, so rows
-that share an initialisation (the open and the close token) can still part ways.
+every new row gets small Gaussian noise, so rows that share an initialisation (the open and the close
+token) can still part ways. Rows are deliberately *not* rescaled to the norm of a text row: an average
+of rows is shorter, and its logit is the average of those tokens' logits, so a new token can never
+outscore the text the model would otherwise say. (Rescaled mean rows line up with the direction all
+hidden states share: SmolLM2 then answered "What is the capital of France?" with SID tokens.)
 """
 
 from __future__ import annotations
@@ -77,8 +80,6 @@ def sid_row_init(
             rows = torch.where(counts > 0, sums / counts.clamp(min=1), item_rows.mean(0))
             start = block.level_starts[level] - vocab.base_size
             new[start : start + size] = rows
-    target_norm = base.norm(dim=1).mean()
-    new = new / new.norm(dim=1, keepdim=True).clamp(min=1e-8) * target_norm
     noise = torch.randn(new.shape, generator=generator) * noise_std * base.std()
     return (new + noise).to(weight.dtype)
 

@@ -90,8 +90,11 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
-               on_load_failure: Callable[[BaseException], None] | None = None) -> FastAPI:
+def create_app(
+    engine_factory: Callable[[], Engine],
+    config: ServeConfig,
+    on_load_failure: Callable[[BaseException], None] | None = None,
+) -> FastAPI:
     """Build the app; `engine_factory` runs in a background thread at startup (it loads the model)."""
     state = _State()
     metrics = ServingMetrics()
@@ -102,11 +105,21 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
         try:
             started = time.perf_counter()
             engine = engine_factory()
-            state.batcher = MicroBatcher(engine.run_batch, config.max_batch, config.max_wait_ms,
-                                         config.queue_size, on_batch=metrics.observe_batch)
+            state.batcher = MicroBatcher(
+                engine.run_batch,
+                config.max_batch,
+                config.max_wait_ms,
+                config.queue_size,
+                on_batch=metrics.observe_batch,
+            )
             state.engine = engine
-            log.info("model ready", extra={"load_seconds": round(time.perf_counter() - started, 2),
-                                           "catalog": engine.catalog_summary()})
+            log.info(
+                "model ready",
+                extra={
+                    "load_seconds": round(time.perf_counter() - started, 2),
+                    "catalog": engine.catalog_summary(),
+                },
+            )
         except BaseException as exc:
             state.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("model failed to load")
@@ -121,15 +134,21 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
         if state.batcher is not None:
             state.batcher.stop()
 
-    app = FastAPI(title="neo", version="1", lifespan=lifespan,
-                  description="Catalog-grounded recommendation, search and user understanding from one LLM.")
+    app = FastAPI(
+        title="neo",
+        version="1",
+        lifespan=lifespan,
+        description="Catalog-grounded recommendation, search and user understanding from one LLM.",
+    )
 
     # ----- auth --------------------------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` (when api_key is set)")
     header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <key>`")
 
-    async def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-                        api_key: Annotated[str | None, Depends(header_key)]) -> None:
+    async def authorize(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        api_key: Annotated[str | None, Depends(header_key)],
+    ) -> None:
         if config.api_key is None:
             return
         offered = api_key or (credentials.credentials if credentials else None)
@@ -139,8 +158,11 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
     # ----- errors ------------------------------------------------------------------------------------
     @app.exception_handler(_UnauthorizedError)
     async def unauthorized(_: Request, __: Exception) -> JSONResponse:
-        return _error(401, "missing or wrong API key (send `Authorization: Bearer <key>` or `X-API-Key`)",
-                      {"WWW-Authenticate": "Bearer"})
+        return _error(
+            401,
+            "missing or wrong API key (send `Authorization: Bearer <key>` or `X-API-Key`)",
+            {"WWW-Authenticate": "Bearer"},
+        )
 
     @app.exception_handler(NeoInputError)
     async def bad_input(_: Request, exc: NeoInputError) -> JSONResponse:
@@ -172,7 +194,9 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
         started = time.perf_counter()
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-            response: Response = _error(413, f"request body is {length} bytes; the limit is {config.max_body_bytes}")
+            response: Response = _error(
+                413, f"request body is {length} bytes; the limit is {config.max_body_bytes}"
+            )
         else:
             response = await call_next(request)
         seconds = time.perf_counter() - started
@@ -182,8 +206,16 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
         if state.batcher is not None:
             metrics.queue_depth.set(state.batcher.depth)
         response.headers["X-Request-ID"] = request_id
-        log.info("request", extra={"request_id": request_id, "method": request.method, "path": request.url.path,
-                                   "status": response.status_code, "ms": round(seconds * 1000, 2)})
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round(seconds * 1000, 2),
+            },
+        )
         return response
 
     async def submit(request: Any) -> Any:
@@ -202,14 +234,21 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
         """The process is up (the model may still be loading)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=StatusResponse, tags=["ops"],
-             responses={503: {"model": StatusResponse, "description": "loading or failed"}})
+    @app.get(
+        "/readyz",
+        response_model=StatusResponse,
+        tags=["ops"],
+        responses={503: {"model": StatusResponse, "description": "loading or failed"}},
+    )
     async def readyz() -> Any:
         """The model is loaded and the batcher runs: requests will be served."""
         if state.ready:
             return {"status": "ready"}
-        return JSONResponse({"status": "failed" if state.load_error else "loading", "detail": state.load_error},
-                            status_code=503, headers=retry_after)
+        return JSONResponse(
+            {"status": "failed" if state.load_error else "loading", "detail": state.load_error},
+            status_code=503,
+            headers=retry_after,
+        )
 
     @app.get("/metrics", tags=["ops"], dependencies=secured, response_class=Response)
     async def prometheus_metrics() -> Response:
@@ -224,8 +263,10 @@ def create_app(engine_factory: Callable[[], Engine], config: ServeConfig,
         if state.engine is None:
             raise _NotReadyError
         summary = state.engine.catalog_summary()
-        return {"entity_types": [{"name": n, "items": c} for n, c in summary.items()],
-                "total_items": sum(summary.values())}
+        return {
+            "entity_types": [{"name": n, "items": c} for n, c in summary.items()],
+            "total_items": sum(summary.values()),
+        }
 
     recommend_body, search_body = schemas.recommend, schemas.search
     describe_body, generate_body = schemas.describe_user, schemas.generate
@@ -274,4 +315,3 @@ class _UnauthorizedError(Exception):
 
 class _NotReadyError(Exception):
     """The model is not loaded (yet, or it failed); rendered as 503."""
-

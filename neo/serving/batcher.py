@@ -49,8 +49,15 @@ class BatchStats:
 class MicroBatcher:
     """Collect requests into batches of up to `max_batch`, waiting at most `max_wait_ms` for company."""
 
-    def __init__(self, handler: BatchHandler, max_batch: int, max_wait_ms: float, queue_size: int,
-                 on_batch: Callable[[BatchStats], None] | None = None, name: str = "neo-batcher"):
+    def __init__(
+        self,
+        handler: BatchHandler,
+        max_batch: int,
+        max_wait_ms: float,
+        queue_size: int,
+        on_batch: Callable[[BatchStats], None] | None = None,
+        name: str = "neo-batcher",
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -143,5 +150,8 @@ class MicroBatcher:
             else:
                 pending.future.set_result(result)
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(live), time.perf_counter() - started,
-                                     started - min(p.enqueued_at for p in live)))
+            self.on_batch(
+                BatchStats(
+                    len(live), time.perf_counter() - started, started - min(p.enqueued_at for p in live)
+                )
+            )

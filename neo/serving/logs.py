@@ -15,7 +15,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -29,9 +30,15 @@ class JsonFormatter(logging.Formatter):
 def log_config(level: str = "info") -> dict[str, Any]:
     """A `logging.config.dictConfig` for neo and uvicorn, all through the JSON formatter on stderr."""
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
-    loggers = {name: {"handlers": ["json"], "level": level.upper(), "propagate": False}
-               for name in ("neo", "uvicorn", "uvicorn.error")}
+    loggers = {
+        name: {"handlers": ["json"], "level": level.upper(), "propagate": False}
+        for name in ("neo", "uvicorn", "uvicorn.error")
+    }
     loggers["uvicorn.access"] = {"handlers": [], "level": "WARNING", "propagate": False}  # neo logs access
-    return {"version": 1, "disable_existing_loggers": False,
-            "formatters": {"json": {"()": JsonFormatter}},
-            "handlers": {"json": handler}, "loggers": loggers}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"json": handler},
+        "loggers": loggers,
+    }

@@ -19,19 +19,38 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("neo_requests", "HTTP requests by route and status code",
-                                ["route", "status"], registry=self.registry)
-        self.latency = Histogram("neo_request_latency_seconds", "HTTP request latency by route", ["route"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("neo_batch_size", "requests per model batch", buckets=BATCH_BUCKETS,
-                                    registry=self.registry)
-        self.batch_latency = Histogram("neo_batch_latency_seconds", "model time per batch",
-                                       buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.queue_wait = Histogram("neo_queue_wait_seconds", "time the oldest request of a batch waited",
-                                    buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "neo_requests",
+            "HTTP requests by route and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "neo_request_latency_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "neo_batch_size", "requests per model batch", buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.batch_latency = Histogram(
+            "neo_batch_latency_seconds",
+            "model time per batch",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "neo_queue_wait_seconds",
+            "time the oldest request of a batch waited",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_depth = Gauge("neo_queue_depth", "requests waiting for the model", registry=self.registry)
-        self.rejected = Counter("neo_rejected", "requests refused because the queue was full",
-                                registry=self.registry)
+        self.rejected = Counter(
+            "neo_rejected", "requests refused because the queue was full", registry=self.registry
+        )
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()

@@ -80,7 +80,8 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
         item: item_id
         timestamp: float | None = Field(None, allow_inf_nan=False, description="seconds since the epoch")
         context: dict[type_name, context_value] | None = Field(
-            None, max_length=MAX_CONTEXT_KEYS, description="e.g. {\"surface\": \"app\"}")
+            None, max_length=MAX_CONTEXT_KEYS, description='e.g. {"surface": "app"}'
+        )
 
     history_entry = item_id | HistoryEntryBody
 
@@ -88,21 +89,33 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
         """Per-request catalog restrictions applied inside the decoder (never post-filtered)."""
 
         model_config = strict
-        allow: list[item_id] | None = Field(None, max_length=limits.max_exclude,
-                                            description="only these item ids may be returned")
-        deny: list[item_id] = Field(default_factory=list, max_length=limits.max_exclude,
-                                    description="these item ids may never be returned")
+        allow: list[item_id] | None = Field(
+            None, max_length=limits.max_exclude, description="only these item ids may be returned"
+        )
+        deny: list[item_id] = Field(
+            default_factory=list,
+            max_length=limits.max_exclude,
+            description="these item ids may never be returned",
+        )
 
     class RecommendBody(BaseModel):
         model_config = strict
-        history: list[history_entry] = Field(min_length=1, max_length=limits.max_history,
-                                             description="the user's items (ids or entries), oldest first")
+        history: list[history_entry] = Field(
+            min_length=1,
+            max_length=limits.max_history,
+            description="the user's items (ids or entries), oldest first",
+        )
         target_type: type_name = Field(description="entity type to recommend (see /v1/catalog)")
         k: int = Field(10, ge=1, le=limits.max_k)
         discovery: Literal["familiar", "unfamiliar"] | None = Field(
-            None, description="steer towards items like the history (familiar) or new to the user (unfamiliar)")
-        exclude: list[item_id] = Field(default_factory=list, max_length=limits.max_exclude,
-                                       description="item ids that must not be recommended")
+            None,
+            description="steer towards items like the history (familiar) or new to the user (unfamiliar)",
+        )
+        exclude: list[item_id] = Field(
+            default_factory=list,
+            max_length=limits.max_exclude,
+            description="item ids that must not be recommended",
+        )
         filters: FiltersBody | None = None
 
     class SearchBody(BaseModel):
@@ -113,8 +126,11 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
 
     class DescribeUserBody(BaseModel):
         model_config = strict
-        history: list[history_entry] = Field(min_length=1, max_length=limits.max_history,
-                                             description="the user's items (ids or entries), oldest first")
+        history: list[history_entry] = Field(
+            min_length=1,
+            max_length=limits.max_history,
+            description="the user's items (ids or entries), oldest first",
+        )
         max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
 
     class GenerateBody(BaseModel):
@@ -122,6 +138,7 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
         prompt: str = Field(min_length=1, max_length=limits.max_prompt_chars)
         max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
         allowed_types: list[type_name] | None = Field(
-            None, max_length=32, description="entity types the output may reference (default: all)")
+            None, max_length=32, description="entity types the output may reference (default: all)"
+        )
 
     return RequestSchemas(RecommendBody, SearchBody, DescribeUserBody, GenerateBody)

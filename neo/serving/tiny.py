@@ -29,9 +29,15 @@ def random_codes(n_items: int, codebook_sizes: tuple[int, ...], rng: np.random.G
     return np.stack(np.unravel_index(flat, codebook_sizes), axis=1).astype(np.int32)
 
 
-def write_random_checkpoint(out_dir: str | os.PathLike, catalog_dir: str | os.PathLike,
-                            codebook_sizes: Mapping[str, tuple[int, ...]] | None = None, seed: int = 0,
-                            hidden_size: int = 64, layers: int = 2, context_length: int = 1024) -> Path:
+def write_random_checkpoint(
+    out_dir: str | os.PathLike,
+    catalog_dir: str | os.PathLike,
+    codebook_sizes: Mapping[str, tuple[int, ...]] | None = None,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    context_length: int = 1024,
+) -> Path:
     """Write a loadable neo checkpoint (HF model + tokenizer, neo_vocab.json, sids/, neo.json) to `out_dir`.
 
     The model and tokenizer are the `tiny` preset's (neo.model.presets.build_tiny), so serving numbers
@@ -47,11 +53,21 @@ def write_random_checkpoint(out_dir: str | os.PathLike, catalog_dir: str | os.Pa
         if not ids:
             continue
         sizes = tuple((codebook_sizes or {}).get(entity_type, (16, 16, 16)))
-        tables[entity_type] = SIDTable(entity_type, ids, random_codes(len(ids), sizes, rng), sizes,
-                                       {"method": "random", "seed": seed})
-    model, tokenizer = build_tiny(catalog, tokenizer_vocab_size=512, hidden_size=hidden_size, num_layers=layers,
-                                  num_heads=4, num_kv_heads=2, intermediate_size=2 * hidden_size,
-                                  max_position_embeddings=context_length, tie_word_embeddings=True, seed=seed)
+        tables[entity_type] = SIDTable(
+            entity_type, ids, random_codes(len(ids), sizes, rng), sizes, {"method": "random", "seed": seed}
+        )
+    model, tokenizer = build_tiny(
+        catalog,
+        tokenizer_vocab_size=512,
+        hidden_size=hidden_size,
+        num_layers=layers,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=context_length,
+        tie_word_embeddings=True,
+        seed=seed,
+    )
     vocab = SIDVocab(len(tokenizer), {t: table.codebook_sizes for t, table in tables.items()})
     attach_to_tokenizer(tokenizer, vocab)
     model.resize_token_embeddings(vocab.total_size, mean_resizing=False)
@@ -59,9 +75,15 @@ def write_random_checkpoint(out_dir: str | os.PathLike, catalog_dir: str | os.Pa
     tokenizer.save_pretrained(out)
     vocab.save(out)
     save_tables(out / SIDS_DIR, tables)
-    write_json(out / "neo.json", {  # the layout `neo run train` writes (dataset name, stage, resolved config)
-        "dataset": catalog.name, "stage": "random",
-        "config": {"data": {"name": catalog.name, "path": str(Path(catalog_dir).resolve())}, "seed": seed},
-    })
+    write_json(
+        out / "neo.json",
+        {  # the layout `neo run train` writes (dataset name, stage, resolved config)
+            "dataset": catalog.name,
+            "stage": "random",
+            "config": {
+                "data": {"name": catalog.name, "path": str(Path(catalog_dir).resolve())},
+                "seed": seed,
+            },
+        },
+    )
     return out
-

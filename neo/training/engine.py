@@ -206,12 +206,18 @@ class Engine:
             config=deepspeed_config(zero, settings, self.world),
         )
         self.metrics: list[dict[str, Any]] = []
+        self._epoch_order: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
 
     # ----- data order -----------------------------------------------------------------------------
     def micro_batches(self, step: int) -> list[list[int]]:
         """Row indices of this rank's micro-batches at `step`: a pure function of (seed, step, rank)."""
         epoch, offset = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.settings.seed, epoch]).permutation(len(self.rows))
+        if self._epoch_order[0] != epoch:  # one permutation per epoch, not per step (large datasets)
+            self._epoch_order = (
+                epoch,
+                np.random.default_rng([self.settings.seed, epoch]).permutation(len(self.rows)),
+            )
+        order = self._epoch_order[1]
         window = order[offset * self.global_batch : (offset + 1) * self.global_batch]
         size = self.settings.micro_batch_size
         return [

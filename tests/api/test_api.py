@@ -25,12 +25,12 @@ from neo.tasks.prompts import HistoryLine, profile_prompt, recommend_prompt
 
 
 @pytest.fixture(scope="module")
-def neo_model(tiny_checkpoint: Path) -> Neo:
-    return Neo.from_pretrained(tiny_checkpoint, limits=Limits(max_history=2000), beam_width=12)
+def neo_model(random_checkpoint: Path) -> Neo:
+    return Neo.from_pretrained(random_checkpoint, limits=Limits(max_history=2000), beam_width=12)
 
 
 def history_of(neo_model: Neo, n: int, entity_type: str = "episode", offset: int = 0) -> list[str]:
-    return neo_model.tables[entity_type].item_ids[offset: offset + n]
+    return neo_model.tables[entity_type].item_ids[offset : offset + n]
 
 
 def assert_valid_items(neo_model: Neo, items: list, entity_type: str | None = None) -> None:
@@ -71,8 +71,10 @@ def test_recommend_honours_exclude(neo_model: Neo) -> None:
 
 
 def test_batched_answers_equal_single_answers(neo_model: Neo) -> None:
-    requests = [RecommendRequest(history_of(neo_model, 2 + i, offset=3 * i), t, k=3 + i)
-                for i, t in enumerate(["show", "episode", "show", "audiobook"])]
+    requests = [
+        RecommendRequest(history_of(neo_model, 2 + i, offset=3 * i), t, k=3 + i)
+        for i, t in enumerate(["show", "episode", "show", "audiobook"])
+    ]
     batched = neo_model.recommend_batch(requests)
     for request, answer in zip(requests, batched, strict=True):
         alone = neo_model.recommend_batch([request])[0]
@@ -84,7 +86,9 @@ def test_search_returns_items_of_the_target_type(neo_model: Neo) -> None:
     items = neo_model.search("a calm history podcast", "show", k=4)
     assert len(items) == 4
     assert_valid_items(neo_model, items, "show")
-    searched = neo_model.search_batch([SearchRequest("jazz", "artist", 2), SearchRequest("crime", "episode", 3)])
+    searched = neo_model.search_batch(
+        [SearchRequest("jazz", "artist", 2), SearchRequest("crime", "episode", 3)]
+    )
     assert [len(r) for r in searched] == [2, 3]
 
 
@@ -93,26 +97,38 @@ def test_describe_user_and_generate_resolve_items(neo_model: Neo) -> None:
     assert isinstance(profile, TextResult)
     assert profile.text == "".join(s.text for s in profile.segments)
     assert_valid_items(neo_model, profile.items)
-    outputs = neo_model.generate_batch([GenerateRequest("Name a show.", 30, ["show"]),
-                                        GenerateRequest("Anything?", 20)])
+    outputs = neo_model.generate_batch(
+        [GenerateRequest("Name a show.", 30, ["show"]), GenerateRequest("Anything?", 20)]
+    )
     for output in outputs:
         assert_valid_items(neo_model, output.items)
     assert all(i.entity_type == "show" for i in outputs[0].items)
 
 
-@pytest.mark.parametrize(("call", "field", "says"), [
-    (lambda n: n.recommend([], "show"), "history", "at least one"),
-    (lambda n: n.recommend(["no-such-item"], "show"), "history[0]", "unknown item 'no-such-item'"),
-    (lambda n: n.recommend(history_of(n, 2), "podcast"), "target_type", "valid types: ['show', 'episode'"),
-    (lambda n: n.recommend(history_of(n, 2), "show", k=0), "k", "[1, 100]"),
-    (lambda n: n.recommend(history_of(n, 2), "show", discovery="often"), "discovery", "familiar"),
-    (lambda n: n.recommend(history_of(n, 2), "show", exclude=["x"]), "exclude[0]", "unknown item 'x'"),
-    (lambda n: n.search("  ", "show"), "query", "non-empty"),
-    (lambda n: n.search("x" * 1001, "show"), "query", "limit is 1000"),
-    (lambda n: n.generate("hi", max_new_tokens=10_000), "max_new_tokens", "[1, 256]"),
-    (lambda n: n.generate("hi", allowed_types=["show", "song"]), "allowed_types[1]", "unknown entity type"),
-    (lambda n: n.describe_user(history_of(n, 2) + [3]), "history[2]", "unknown item 3"),
-])
+@pytest.mark.parametrize(
+    ("call", "field", "says"),
+    [
+        (lambda n: n.recommend([], "show"), "history", "at least one"),
+        (lambda n: n.recommend(["no-such-item"], "show"), "history[0]", "unknown item 'no-such-item'"),
+        (
+            lambda n: n.recommend(history_of(n, 2), "podcast"),
+            "target_type",
+            "valid types: ['show', 'episode'",
+        ),
+        (lambda n: n.recommend(history_of(n, 2), "show", k=0), "k", "[1, 100]"),
+        (lambda n: n.recommend(history_of(n, 2), "show", discovery="often"), "discovery", "familiar"),
+        (lambda n: n.recommend(history_of(n, 2), "show", exclude=["x"]), "exclude[0]", "unknown item 'x'"),
+        (lambda n: n.search("  ", "show"), "query", "non-empty"),
+        (lambda n: n.search("x" * 1001, "show"), "query", "limit is 1000"),
+        (lambda n: n.generate("hi", max_new_tokens=10_000), "max_new_tokens", "[1, 256]"),
+        (
+            lambda n: n.generate("hi", allowed_types=["show", "song"]),
+            "allowed_types[1]",
+            "unknown entity type",
+        ),
+        (lambda n: n.describe_user(history_of(n, 2) + [3]), "history[2]", "unknown item 3"),
+    ],
+)
 def test_bad_inputs_name_the_field_and_what_is_valid(neo_model: Neo, call, field: str, says: str) -> None:
     with pytest.raises(NeoInputError) as raised:
         call(neo_model)
@@ -129,37 +145,60 @@ def test_over_long_history_is_refused_by_context_length(neo_model: Neo) -> None:
 
 
 def test_one_bad_request_does_not_fail_its_batch(neo_model: Neo) -> None:
-    results = neo_model.run_batch([RecommendRequest(history_of(neo_model, 2), "show", 2),
-                                   RecommendRequest(["nope"], "show", 2),
-                                   DescribeUserRequest(history_of(neo_model, 2), 5)])
+    results = neo_model.run_batch(
+        [
+            RecommendRequest(history_of(neo_model, 2), "show", 2),
+            RecommendRequest(["nope"], "show", 2),
+            DescribeUserRequest(history_of(neo_model, 2), 5),
+        ]
+    )
     assert len(results[0]) == 2
     assert isinstance(results[1], NeoInputError) and results[1].field == "history[0]"
     assert isinstance(results[2], TextResult)
 
 
-def test_checkpoint_without_catalog_says_where_it_looked(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_checkpoint_without_catalog_says_where_it_looked(random_checkpoint: Path, tmp_path: Path) -> None:
     moved = tmp_path / "ckpt"
-    shutil.copytree(tiny_checkpoint, moved)
-    (moved / "neo.json").write_text('{"dataset": "demo", "stage": "instruct", "config": {"data": {"path": "/nowhere"}}}')
+    shutil.copytree(random_checkpoint, moved)
+    (moved / "neo.json").write_text(
+        '{"dataset": "demo", "stage": "instruct", "config": {"data": {"path": "/nowhere"}}}'
+    )
     with pytest.raises(FileNotFoundError, match="catalog/dataset.yaml"):
         Neo.from_pretrained(moved)
 
 
 def test_import_neo_stays_light_and_exports_neo_lazily() -> None:
-    code = ("import sys, neo; assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
-            "from neo.api import Neo; assert neo.Neo is Neo")
+    code = (
+        "import sys, neo; assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
+        "from neo.api import Neo; assert neo.Neo is Neo"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_prompts_are_the_training_builders_output(neo_model: Neo) -> None:
     first, second = history_of(neo_model, 2)
     span = {i: neo_model.item(i).sid for i in (first, second)}
-    request = RecommendRequest([HistoryEntry(first, 1_600_000_000.0, {"surface": "app"}),
-                                HistoryEntry(second, 1_600_000_000.0 + 3 * 86400, {"surface": "car"})],
-                               "show", k=5, discovery="unfamiliar")
-    expected = recommend_prompt([HistoryLine(span[first], 1_600_000_000.0, {"surface": "app"}),
-                                 HistoryLine(span[second], 1_600_000_000.0 + 3 * 86400, {"surface": "car"})],
-                                "show", 5, "ids", "unfamiliar", chat=neo_model.chat, style=neo_model.style)
+    request = RecommendRequest(
+        [
+            HistoryEntry(first, 1_600_000_000.0, {"surface": "app"}),
+            HistoryEntry(second, 1_600_000_000.0 + 3 * 86400, {"surface": "car"}),
+        ],
+        "show",
+        k=5,
+        discovery="unfamiliar",
+    )
+    expected = recommend_prompt(
+        [
+            HistoryLine(span[first], 1_600_000_000.0, {"surface": "app"}),
+            HistoryLine(span[second], 1_600_000_000.0 + 3 * 86400, {"surface": "car"}),
+        ],
+        "show",
+        5,
+        "ids",
+        "unfamiliar",
+        chat=neo_model.chat,
+        style=neo_model.style,
+    )
     assert neo_model._prompt(request) == expected
     assert neo_model.chat.prefix in expected and expected.endswith(neo_model.chat.suffix)
 
@@ -171,8 +210,9 @@ def test_history_is_cut_to_the_trained_length(neo_model: Neo) -> None:
         cut = neo_model._prompt(DescribeUserRequest(history))
     finally:
         del neo_model.prompt_history["profile"]
-    assert cut == profile_prompt([HistoryLine(neo_model.item(i).sid) for i in history[-2:]], chat=neo_model.chat,
-                                 style=neo_model.style)
+    assert cut == profile_prompt(
+        [HistoryLine(neo_model.item(i).sid) for i in history[-2:]], chat=neo_model.chat, style=neo_model.style
+    )
 
 
 def test_filters_restrict_the_answer(neo_model: Neo) -> None:
@@ -182,4 +222,6 @@ def test_filters_restrict_the_answer(neo_model: Neo) -> None:
     denied = neo_model.recommend(history_of(neo_model, 3), "artist", k=10, filters=ItemFilters(deny=allowed))
     assert not {i.item_id for i in denied} & set(allowed)
     with pytest.raises(NeoInputError, match=r"filters.allow\[1\]: unknown item 'nope'"):
-        neo_model.recommend(history_of(neo_model, 3), "artist", filters=ItemFilters(allow=[allowed[0], "nope"]))
+        neo_model.recommend(
+            history_of(neo_model, 3), "artist", filters=ItemFilters(allow=[allowed[0], "nope"])
+        )

@@ -43,7 +43,9 @@ class EchoEngine:
     def validate(self, request: Any) -> None:
         target = getattr(request, "target_type", "show")
         if target not in ("show", "episode"):
-            raise NeoInputError("target_type", f"unknown entity type {target!r}; valid types: ['show', 'episode']")
+            raise NeoInputError(
+                "target_type", f"unknown entity type {target!r}; valid types: ['show', 'episode']"
+            )
         for i, item in enumerate(getattr(request, "history", ())):
             if item not in ITEMS:
                 raise NeoInputError(f"history[{i}]", f"unknown item {item!r}")
@@ -56,8 +58,12 @@ class EchoEngine:
         out: list[Any] = []
         for r in requests:
             if isinstance(r, RecommendRequest):
-                out.append([ItemResult(h, ITEMS[h], f"title {h}", f"<sid {h}>", -float(i)) for i, h in
-                            enumerate(r.history[: r.k])])
+                out.append(
+                    [
+                        ItemResult(h, ITEMS[h], f"title {h}", f"<sid {h}>", -float(i))
+                        for i, h in enumerate(r.history[: r.k])
+                    ]
+                )
             elif isinstance(r, SearchRequest):
                 out.append([ItemResult("a", "show", r.query, "<sid a>", 0.0)])
             elif isinstance(r, DescribeUserRequest | GenerateRequest):
@@ -88,29 +94,45 @@ def test_endpoints_answer(client: TestClient) -> None:
     rec = client.post("/v1/recommend", json={"history": ["a", "c"], "target_type": "show", "k": 2})
     assert rec.status_code == 200
     assert [i["item_id"] for i in rec.json()["items"]] == ["a", "c"]
-    assert rec.json()["items"][0] == {"item_id": "a", "entity_type": "show", "title": "title a",
-                                      "sid": "<sid a>", "score": 0.0}
-    assert client.post("/v1/search", json={"query": "jazz", "target_type": "show"}).json()["items"][0]["title"] == "jazz"
+    assert rec.json()["items"][0] == {
+        "item_id": "a",
+        "entity_type": "show",
+        "title": "title a",
+        "sid": "<sid a>",
+        "score": 0.0,
+    }
+    assert (
+        client.post("/v1/search", json={"query": "jazz", "target_type": "show"}).json()["items"][0]["title"]
+        == "jazz"
+    )
     profile = client.post("/v1/describe_user", json={"history": ["a"]}).json()
     assert profile["text"] == "likes title c"
     assert profile["segments"][1]["kind"] == "item" and profile["items"][0]["item_id"] == "c"
     assert client.post("/v1/generate", json={"prompt": "hi"}).json()["segments"][0] == {
-        "kind": "text", "text": "likes ", "item": None}
+        "kind": "text",
+        "text": "likes ",
+        "item": None,
+    }
     assert client.get("/v1/catalog").json() == {
-        "entity_types": [{"name": "show", "items": 2}, {"name": "episode", "items": 1}], "total_items": 3}
+        "entity_types": [{"name": "show", "items": 2}, {"name": "episode", "items": 1}],
+        "total_items": 3,
+    }
     assert client.get("/healthz").json()["status"] == "ok"
     assert "/v1/recommend" in client.get("/openapi.json").json()["paths"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"history": [], "target_type": "show"}, "history"),
-    ({"history": ["a"], "target_type": "show", "k": 0}, "k"),
-    ({"history": ["a"], "target_type": "show", "k": 101}, "k"),
-    ({"history": ["a"], "target_typ": "show"}, "target_typ"),
-    ({"history": ["a"], "target_type": "artist"}, "target_type"),
-    ({"history": ["a", "zzz"], "target_type": "show"}, "history"),
-    ({"history": ["a"], "target_type": "show", "discovery": "sometimes"}, "discovery"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"history": [], "target_type": "show"}, "history"),
+        ({"history": ["a"], "target_type": "show", "k": 0}, "k"),
+        ({"history": ["a"], "target_type": "show", "k": 101}, "k"),
+        ({"history": ["a"], "target_typ": "show"}, "target_typ"),
+        ({"history": ["a"], "target_type": "artist"}, "target_type"),
+        ({"history": ["a", "zzz"], "target_type": "show"}, "history"),
+        ({"history": ["a"], "target_type": "show", "discovery": "sometimes"}, "discovery"),
+    ],
+)
 def test_bad_inputs_answer_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
     response = client.post("/v1/recommend", json=body)
     assert response.status_code == 422
@@ -118,7 +140,9 @@ def test_bad_inputs_answer_422_naming_the_field(client: TestClient, body: dict, 
 
 
 def test_unknown_item_error_points_at_its_position(client: TestClient) -> None:
-    detail = client.post("/v1/recommend", json={"history": ["a", "zzz"], "target_type": "show"}).json()["detail"]
+    detail = client.post("/v1/recommend", json={"history": ["a", "zzz"], "target_type": "show"}).json()[
+        "detail"
+    ]
     assert detail[0]["loc"] == ["body", "history", 1]
     assert "zzz" in detail[0]["msg"]
 
@@ -128,7 +152,9 @@ def test_limits_come_from_the_config() -> None:
     try:
         too_long = test_client.post("/v1/recommend", json={"history": ["a", "b", "c"], "target_type": "show"})
         assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"] == ["body", "history"]
-        assert test_client.post("/v1/search", json={"query": "abcdef", "target_type": "show"}).status_code == 422
+        assert (
+            test_client.post("/v1/search", json={"query": "abcdef", "target_type": "show"}).status_code == 422
+        )
         schema = test_client.get("/openapi.json").json()["components"]["schemas"]["RecommendBody"]
         assert schema["properties"]["history"]["maxItems"] == 2
     finally:
@@ -142,8 +168,10 @@ def test_api_key_accepts_bearer_and_header_and_refuses_others() -> None:
         assert test_client.post("/v1/search", json=body).status_code == 401
         assert test_client.post("/v1/search", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
         assert test_client.post("/v1/search", json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
-        assert test_client.post("/v1/search", json=body,
-                                headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert (
+            test_client.post("/v1/search", json=body, headers={"Authorization": "Bearer s3cret"}).status_code
+            == 200
+        )
         assert test_client.get("/metrics").status_code == 401
         assert test_client.get("/healthz").status_code == 200, "probes stay open"
     finally:
@@ -166,8 +194,9 @@ def test_queue_full_answers_503_with_retry_after() -> None:
             raise AssertionError("timed out")
 
         def send() -> threading.Thread:
-            worker = threading.Thread(target=lambda: results.append(test_client.post("/v1/search", json=body)
-                                                                     .status_code))
+            worker = threading.Thread(
+                target=lambda: results.append(test_client.post("/v1/search", json=body).status_code)
+            )
             worker.start()
             return worker
 

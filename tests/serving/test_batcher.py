@@ -14,8 +14,13 @@ from neo.serving.batcher import BatcherStoppedError, BatchStats, MicroBatcher, Q
 
 def test_concurrent_requests_are_batched_and_answered_in_order() -> None:
     seen: list[int] = []
-    batcher = MicroBatcher(lambda batch: [x * 10 for x in batch], max_batch=8, max_wait_ms=50, queue_size=100,
-                           on_batch=lambda stats: seen.append(stats.size))
+    batcher = MicroBatcher(
+        lambda batch: [x * 10 for x in batch],
+        max_batch=8,
+        max_wait_ms=50,
+        queue_size=100,
+        on_batch=lambda stats: seen.append(stats.size),
+    )
     futures = [batcher.submit(i) for i in range(20)]
     assert [f.result(timeout=5) for f in futures] == [i * 10 for i in range(20)]
     batcher.stop()
@@ -28,8 +33,13 @@ def test_concurrent_requests_are_batched_and_answered_in_order() -> None:
 @given(values=st.lists(st.integers(), min_size=1, max_size=40), max_batch=st.integers(1, 9))
 def test_every_request_gets_its_own_result(values: list[int], max_batch: int) -> None:
     sizes: list[int] = []
-    batcher = MicroBatcher(lambda batch: [(v, len(batch)) for v in batch], max_batch=max_batch, max_wait_ms=1,
-                           queue_size=len(values), on_batch=lambda stats: sizes.append(stats.size))
+    batcher = MicroBatcher(
+        lambda batch: [(v, len(batch)) for v in batch],
+        max_batch=max_batch,
+        max_wait_ms=1,
+        queue_size=len(values),
+        on_batch=lambda stats: sizes.append(stats.size),
+    )
     futures = [batcher.submit(v) for v in values]
     results = [f.result(timeout=5) for f in futures]
     batcher.stop()

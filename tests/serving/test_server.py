@@ -19,17 +19,29 @@ API_KEY = "test-key-7"
 
 
 @pytest.fixture(scope="module")
-def servers(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def servers(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Two servers booted in parallel: `open` (no auth, batching on, small generation limits so fuzzing
     stays cheap) and `guarded` (started through `neo serve`; auth on, no batching, a one-slot queue, so
     overload is easy to provoke)."""
     logs = tmp_path_factory.mktemp("servers")
     processes = {
-        "open": ServerProcess(tiny_checkpoint, ["beam_width=10", "max_batch=16", "max_wait_ms=20",
-                                                "limits.max_new_tokens=16", "limits.max_k=20"], logs / "open.log"),
-        "guarded": ServerProcess(tiny_checkpoint, [f"api_key={API_KEY}", "max_batch=1", "queue_size=1",
-                                                   "retry_after_s=3", "beam_width=10"], logs / "guarded.log",
-                                 via_cli=True),
+        "open": ServerProcess(
+            random_checkpoint,
+            [
+                "beam_width=10",
+                "max_batch=16",
+                "max_wait_ms=20",
+                "limits.max_new_tokens=16",
+                "limits.max_k=20",
+            ],
+            logs / "open.log",
+        ),
+        "guarded": ServerProcess(
+            random_checkpoint,
+            [f"api_key={API_KEY}", "max_batch=1", "queue_size=1", "retry_after_s=3", "beam_width=10"],
+            logs / "guarded.log",
+            via_cli=True,
+        ),
     }
     try:
         yield {name: process.wait_ready() for name, process in processes.items()}
@@ -49,12 +61,12 @@ def guarded_server(servers: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def tables(tiny_checkpoint: Path) -> dict:
-    return load_tables(tiny_checkpoint / SIDS_DIR)
+def tables(random_checkpoint: Path) -> dict:
+    return load_tables(random_checkpoint / SIDS_DIR)
 
 
 def history(tables: dict, n: int, offset: int = 0) -> list[str]:
-    return tables["episode"].item_ids[offset: offset + n]
+    return tables["episode"].item_ids[offset : offset + n]
 
 
 def assert_catalog_item(item: dict, tables: dict, vocab: SIDVocab) -> None:
@@ -64,15 +76,19 @@ def assert_catalog_item(item: dict, tables: dict, vocab: SIDVocab) -> None:
     assert item["title"]
 
 
-def test_every_endpoint(server: str, tables: dict, tiny_checkpoint: Path) -> None:
-    vocab = SIDVocab.load(tiny_checkpoint)
+def test_every_endpoint(server: str, tables: dict, random_checkpoint: Path) -> None:
+    vocab = SIDVocab.load(random_checkpoint)
     with httpx.Client(base_url=server, timeout=60) as client:
         assert client.get("/healthz").json() == {"status": "ok", "detail": None}
         assert client.get("/readyz").json()["status"] == "ready"
         catalog = client.get("/v1/catalog").json()
-        assert {t["name"]: t["items"] for t in catalog["entity_types"]} == {t: len(v) for t, v in tables.items()}
+        assert {t["name"]: t["items"] for t in catalog["entity_types"]} == {
+            t: len(v) for t, v in tables.items()
+        }
 
-        rec = client.post("/v1/recommend", json={"history": history(tables, 4), "target_type": "show", "k": 5})
+        rec = client.post(
+            "/v1/recommend", json={"history": history(tables, 4), "target_type": "show", "k": 5}
+        )
         assert rec.status_code == 200, rec.text
         items = rec.json()["items"]
         assert len(items) == 5 and len({i["item_id"] for i in items}) == 5
@@ -80,11 +96,15 @@ def test_every_endpoint(server: str, tables: dict, tiny_checkpoint: Path) -> Non
             assert item["entity_type"] == "show"
             assert_catalog_item(item, tables, vocab)
 
-        found = client.post("/v1/search", json={"query": "stories about space", "target_type": "audiobook", "k": 3})
+        found = client.post(
+            "/v1/search", json={"query": "stories about space", "target_type": "audiobook", "k": 3}
+        )
         assert [i["entity_type"] for i in found.json()["items"]] == ["audiobook"] * 3
 
-        for path, body in (("/v1/describe_user", {"history": history(tables, 3), "max_new_tokens": 16}),
-                           ("/v1/generate", {"prompt": "Suggest an artist.", "max_new_tokens": 16})):
+        for path, body in (
+            ("/v1/describe_user", {"history": history(tables, 3), "max_new_tokens": 16}),
+            ("/v1/generate", {"prompt": "Suggest an artist.", "max_new_tokens": 16}),
+        ):
             answer = client.post(path, json=body)
             assert answer.status_code == 200, answer.text
             result = answer.json()
@@ -96,24 +116,30 @@ def test_every_endpoint(server: str, tables: dict, tiny_checkpoint: Path) -> Non
         assert 'neo_requests_total{route="/v1/recommend",status="200"}' in metrics
         assert "neo_batch_size_bucket" in metrics and "neo_queue_depth" in metrics
         paths = client.get("/openapi.json").json()["paths"]
-        assert {"/v1/recommend", "/v1/search", "/v1/describe_user", "/v1/generate", "/v1/catalog"} <= set(paths)
+        assert {"/v1/recommend", "/v1/search", "/v1/describe_user", "/v1/generate", "/v1/catalog"} <= set(
+            paths
+        )
 
 
-@pytest.mark.parametrize(("path", "body", "loc"), [
-    ("/v1/recommend", {"history": [], "target_type": "show"}, ["body", "history"]),
-    ("/v1/recommend", {"history": ["ghost-item"], "target_type": "show"}, ["body", "history", 0]),
-    ("/v1/recommend", {"history": None, "target_type": "show"}, ["body", "history"]),
-    ("/v1/recommend", {"target_type": "show"}, ["body", "history"]),
-    ("/v1/recommend", {"history": ["x"], "target_type": "show", "k": 1000}, ["body", "k"]),
-    ("/v1/search", {"query": "x", "target_type": "podcast"}, ["body", "target_type"]),
-    ("/v1/search", {"query": "", "target_type": "show"}, ["body", "query"]),
-    ("/v1/generate", {"prompt": "x" * 9000}, ["body", "prompt"]),
-    ("/v1/generate", {"prompt": "hi", "max_new_tokens": 17}, ["body", "max_new_tokens"]),
-    ("/v1/generate", {"prompt": "hi", "allowed_types": ["song"]}, ["body", "allowed_types", 0]),
-    ("/v1/describe_user", {"history": ["a"], "extra": 1}, ["body", "extra"]),
-])
-def test_bad_inputs_answer_422_naming_the_field(server: str, tables: dict, path: str, body: dict,
-                                                loc: list) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/v1/recommend", {"history": [], "target_type": "show"}, ["body", "history"]),
+        ("/v1/recommend", {"history": ["ghost-item"], "target_type": "show"}, ["body", "history", 0]),
+        ("/v1/recommend", {"history": None, "target_type": "show"}, ["body", "history"]),
+        ("/v1/recommend", {"target_type": "show"}, ["body", "history"]),
+        ("/v1/recommend", {"history": ["x"], "target_type": "show", "k": 1000}, ["body", "k"]),
+        ("/v1/search", {"query": "x", "target_type": "podcast"}, ["body", "target_type"]),
+        ("/v1/search", {"query": "", "target_type": "show"}, ["body", "query"]),
+        ("/v1/generate", {"prompt": "x" * 9000}, ["body", "prompt"]),
+        ("/v1/generate", {"prompt": "hi", "max_new_tokens": 17}, ["body", "max_new_tokens"]),
+        ("/v1/generate", {"prompt": "hi", "allowed_types": ["song"]}, ["body", "allowed_types", 0]),
+        ("/v1/describe_user", {"history": ["a"], "extra": 1}, ["body", "extra"]),
+    ],
+)
+def test_bad_inputs_answer_422_naming_the_field(
+    server: str, tables: dict, path: str, body: dict, loc: list
+) -> None:
     if body.get("history") == ["a"]:
         body = body | {"history": history(tables, 1)}
     response = httpx.post(f"{server}{path}", json=body, timeout=30)
@@ -122,19 +148,25 @@ def test_bad_inputs_answer_422_naming_the_field(server: str, tables: dict, path:
 
 
 def test_unknown_type_error_lists_the_valid_ones(server: str, tables: dict) -> None:
-    response = httpx.post(f"{server}/v1/recommend", json={"history": history(tables, 2), "target_type": "song"})
+    response = httpx.post(
+        f"{server}/v1/recommend", json={"history": history(tables, 2), "target_type": "song"}
+    )
     assert "valid types: ['show', 'episode', 'audiobook', 'artist']" in response.json()["detail"][0]["msg"]
 
 
 def test_malformed_json_is_a_client_error(server: str) -> None:
-    response = httpx.post(f"{server}/v1/search", content=b"{not json", headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{server}/v1/search", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
 
 
 def test_concurrent_clients_each_get_the_answer_to_their_own_request(server: str, tables: dict) -> None:
     types = ["show", "episode", "audiobook", "artist"]
-    bodies = [{"history": history(tables, 2 + i % 5, offset=i), "target_type": types[i % 4], "k": 1 + i % 6}
-              for i in range(16)]
+    bodies = [
+        {"history": history(tables, 2 + i % 5, offset=i), "target_type": types[i % 4], "k": 1 + i % 6}
+        for i in range(16)
+    ]
     with httpx.Client(base_url=server, timeout=120) as client:
         alone = [client.post("/v1/recommend", json=b).json()["items"] for b in bodies]
 
@@ -151,15 +183,21 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_request(server: str
         assert [i["item_id"] for i in concurrent] == [i["item_id"] for i in solo]
         assert [i["score"] for i in concurrent] == pytest.approx([i["score"] for i in solo], abs=1e-3)
     assert len({json.dumps(a) for a in together}) > 8, "different requests must get different answers"
-    count = float(next(line.split()[-1] for line in batch_sizes.splitlines() if line.startswith("neo_batch_size_count")))
+    count = float(
+        next(line.split()[-1] for line in batch_sizes.splitlines() if line.startswith("neo_batch_size_count"))
+    )
     assert count < 2 * len(bodies), "concurrent requests should have shared model batches"
 
 
 def test_history_entries_and_filters(server: str, tables: dict) -> None:
     first, second = history(tables, 2)
     allowed = tables["show"].item_ids[:3]
-    body = {"history": [{"item": first, "timestamp": 1.6e9, "context": {"surface": "app"}}, second],
-            "target_type": "show", "k": 3, "filters": {"allow": allowed}}
+    body = {
+        "history": [{"item": first, "timestamp": 1.6e9, "context": {"surface": "app"}}, second],
+        "target_type": "show",
+        "k": 3,
+        "filters": {"allow": allowed},
+    }
     response = httpx.post(f"{server}/v1/recommend", json=body, timeout=60)
     assert response.status_code == 200, response.text
     assert sorted(i["item_id"] for i in response.json()["items"]) == sorted(allowed)
@@ -184,7 +222,9 @@ def test_full_queue_answers_503_with_retry_after(guarded_server: str, tables: di
     body = {"prompt": "Tell me about shows.", "max_new_tokens": 96}
 
     def ask(_: int) -> httpx.Response:
-        return httpx.post(f"{guarded_server}/v1/generate", json=body, headers={"X-API-Key": API_KEY}, timeout=120)
+        return httpx.post(
+            f"{guarded_server}/v1/generate", json=body, headers={"X-API-Key": API_KEY}, timeout=120
+        )
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(ask, range(12)))
@@ -207,11 +247,14 @@ def test_openapi_fuzzing_finds_no_server_errors(server: str, examples: int) -> N
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+        )
         def no_server_error(case: schemathesis.Case) -> None:
             response = case.call(base_url=server, timeout=60)
-            assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text}"
+            assert response.status_code < 500, (
+                f"{case.method} {case.path}: {response.status_code} {response.text}"
+            )
 
         no_server_error()
         checked += 1
