@@ -32,6 +32,7 @@ from neo.decoding.beam import beam_search_items
 from neo.decoding.generate import ItemSegment, MixedOutput, generate_mixed
 from neo.decoding.trie import ItemTrie
 from neo.tasks.base import TaskContext
+from neo.tasks.encoding import PromptEncoder
 from neo.tasks.prompts import profile_prompt, recommend_prompt, recsplain_prompt, search_prompt
 from neo.tasks.search import queries as search_queries
 
@@ -79,32 +80,11 @@ class ModelEvaluator:
 
     def __post_init__(self) -> None:
         self.device = next(self.model.parameters()).device
-        bos = getattr(self.tokenizer, "bos_token_id", None)
-        probe = self.tokenizer("a")["input_ids"]
-        self.bos_id = bos if bos is not None and probe and probe[0] == bos else None
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
-        # Generation stops at EOS or at the chat template's end-of-turn token, as training taught.
-        ends = {self.tokenizer.eos_token_id}
-        if self.ctx.chat.end:
-            end_ids = self.tokenizer(self.ctx.chat.end, add_special_tokens=False)["input_ids"]
-            if len(end_ids) == 1:
-                ends.add(end_ids[0])
-        self.eos_ids = sorted(i for i in ends if i is not None)
+        self.encoder = PromptEncoder(self.tokenizer, self.ctx.chat)
 
     # ----- plumbing -----------------------------------------------------------------------------
     def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded ids exactly as training tokenised prompts (optional BOS, no other specials)."""
-        rows = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-        if self.bos_id is not None:
-            rows = [[self.bos_id, *r] for r in rows]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
-        return ids.to(self.device), mask.to(self.device)
+        return self.encoder.batch(self.encoder.encode(prompts), self.device)
 
     def history(self, interactions: Sequence[Any]) -> list:
         return self.ctx.lines([x for x in interactions if x.item in self.ctx.span][-self.settings.max_history:])
@@ -133,7 +113,7 @@ class ModelEvaluator:
         ids, mask = self.encode(prompts)
         with torch.inference_mode():
             out = generate_mixed(self.model, ids, mask, self.trie, list(allowed_types), self.settings.max_new_tokens,
-                                 max_items=max_items, eos_token_id=self.eos_ids)
+                                 max_items=max_items, eos_token_id=self.encoder.stop_ids)
         self.outputs.extend(o.token_ids for o in out)
         return out
 

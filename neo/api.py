@@ -29,6 +29,7 @@ from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
 from neo.decoding.trie import ItemTrie
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
+from neo.tasks.encoding import PromptEncoder
 from neo.tasks.pipeline import history_style
 from neo.tasks.prompts import (
     DEFAULT_STYLE,
@@ -296,15 +297,7 @@ class Neo:
         self.chat = chat or ChatFormat.from_tokenizer(tokenizer)
         self.style = style
         self.prompt_history = dict(prompt_history or {})
-        probe = tokenizer("a")["input_ids"]
-        bos = tokenizer.bos_token_id
-        self.bos_id = bos if bos is not None and probe and probe[0] == bos else None
-        stops = {tokenizer.eos_token_id}
-        if self.chat.end:
-            end_ids = tokenizer(self.chat.end, add_special_tokens=False)["input_ids"]
-            if len(end_ids) == 1:
-                stops.add(end_ids[0])
-        self.stop_ids = sorted(i for i in stops if i is not None)
+        self.encoder = PromptEncoder(tokenizer, self.chat)
         self.vocab = vocab
         self.tables = dict(tables)
         self.records = dict(records)
@@ -481,9 +474,7 @@ class Neo:
 
     def _tokens(self, request: Request, new_tokens: int) -> list[int]:
         """The prompt's token ids; refuses a prompt that leaves no room in the context for the answer."""
-        tokens = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
-        if self.bos_id is not None:
-            tokens = [self.bos_id, *tokens]
+        tokens = self.encoder.encode([self._prompt(request)])[0]
         if self.context_length and len(tokens) + new_tokens > self.context_length:
             name = {SearchRequest: "query", GenerateRequest: "prompt"}.get(type(request), "history")
             raise NeoInputError(
@@ -494,14 +485,7 @@ class Neo:
         return tokens
 
     def _batch(self, token_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-pad prompts into one batch, so every row's next token follows its own last prompt token."""
-        width = max(len(tokens) for tokens in token_lists)
-        input_ids = torch.full((len(token_lists), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(token_lists), width), dtype=torch.long)
-        for row, tokens in enumerate(token_lists):
-            input_ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
-            attention_mask[row, width - len(tokens) :] = 1
-        return input_ids.to(self.device), attention_mask.to(self.device)
+        return self.encoder.batch(token_lists, self.device)
 
     # ----- decoding --------------------------------------------------------------------------------
     def _answer_budget(self, request: Request) -> int:
@@ -557,7 +541,7 @@ class Neo:
                 self.trie,
                 allowed,
                 max_new_tokens=self._answer_budget(requests[0]),
-                eos_token_id=self.stop_ids,
+                eos_token_id=self.encoder.stop_ids,
             )
         results = []
         for output in outputs:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from neo.data.catalog import Catalog, cache_root
 from neo.tasks import align, profile, rec_sequence, recommend, recsplain, search
 from neo.tasks.base import Example, Task, TaskContext
+from neo.tasks.encoding import leading_bos
 from neo.tasks.prompts import ChatFormat, HistoryStyle
 from neo.vocab import SIDVocab
 
@@ -288,15 +289,6 @@ class _Tokenizer:
         return out
 
 
-def _leading_bos(tokenizer: Any) -> int | None:
-    """The BOS id if the tokenizer's own encoding starts with it (Llama-style), else None."""
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is None:
-        return None
-    probe = tokenizer("a")["input_ids"]
-    return bos if probe and probe[0] == bos else None
-
-
 def tokenize_examples(
     ds: datasets.Dataset,
     tokenizer: Any,
@@ -318,7 +310,7 @@ def tokenize_examples(
             "call neo.vocab.attach_to_tokenizer first"
         )
     end_text = ChatFormat.from_tokenizer(tokenizer).end if end_text is None else end_text
-    encode = _Tokenizer(tokenizer, vocab, end_text, _leading_bos(tokenizer))
+    encode = _Tokenizer(tokenizer, vocab, end_text, leading_bos(tokenizer))
     tokenized = ds.map(
         encode,
         batched=True,
