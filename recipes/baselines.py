@@ -90,7 +90,7 @@ class BaselinesRecipe:
         return result
 
 
-@hydra.main(config_path="../conf", config_name="baselines", version_base="1.3")
+@hydra.main(config_path="pkg://neo.conf", config_name="baselines", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     recipe = BaselinesRecipe(cfg)
     recipe.setup()

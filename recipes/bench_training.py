@@ -135,7 +135,7 @@ def bench_neo(
     return {"tokens_per_s": float(np.mean([m["tokens_per_s"] for m in measured]))}
 
 
-@hydra.main(config_path="../conf", config_name="bench_training", version_base="1.3")
+@hydra.main(config_path="pkg://neo.conf", config_name="bench_training", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     bench, out = cfg.bench, Path(cfg.output_dir)
     rows = short_examples(bench.examples, bench.vocab_size, bench.min_length, bench.max_length, bench.seed)

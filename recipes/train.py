@@ -209,7 +209,7 @@ class TrainRecipe:
             self._wandb_run.finish()
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path="pkg://neo.conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     recipe = TrainRecipe(cfg)
     recipe.setup()

@@ -34,7 +34,7 @@ class SASRecConfig:
     blocks: int = 2
     heads: int = 2
     max_len: int = 50
-    dropout: float = 0.3
+    dropout: float = 0.5
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 256
