@@ -69,10 +69,11 @@ def run_neo(x: np.ndarray, cfg: BenchSIDsConfig) -> np.ndarray:
     from neo.sids.config import QuantizerConfig
     from neo.sids.quantize import fit_residual_kmeans
 
-    model = fit_residual_kmeans(
-        x, QuantizerConfig(levels=cfg.levels, codebook_size=cfg.codebook_size, niter=cfg.niter, seed=cfg.seed)
+    quantizer = QuantizerConfig(
+        levels=cfg.levels, codebook_size=cfg.codebook_size, niter=cfg.niter, seed=cfg.seed
     )
-    return model.encode(x)
+    _, codes = fit_residual_kmeans(x, quantizer)  # fitting assigns every item at every level
+    return codes
 
 
 def run_torch_baseline(x: np.ndarray, cfg: BenchSIDsConfig) -> np.ndarray:

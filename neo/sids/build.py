@@ -89,8 +89,7 @@ def build_type_table(
 ) -> tuple[SIDTable, ResidualQuantizer, dict[str, Any]]:
     """Fit, encode and resolve collisions for one type; returns the table, the fitted model and its report."""
     start = time.perf_counter()
-    model = fit_quantizer(embeddings, cfg.quantizer)
-    raw = model.encode(embeddings)
+    model, raw = fit_quantizer(embeddings, cfg.quantizer)
     sizes = list(model.codebook_sizes)
     if cfg.collisions == "disambiguate":
         codes, extra = disambiguate(raw, popularity)

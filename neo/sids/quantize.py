@@ -52,11 +52,13 @@ class ResidualQuantizer:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes [n, levels] of embeddings `x`: the nearest codeword of each level's residual."""
-        residual = self.project(x).copy()
+        residual = self.project(x)
+        if residual is x:
+            residual = residual.copy()
         codes = np.empty((len(residual), self.levels), dtype=np.int32)
         for level, codebook in enumerate(self.codebooks):
             codes[:, level] = nearest(codebook, residual)
-            residual -= codebook[codes[:, level]]
+            subtract_codewords(residual, codebook, codes[:, level])
         return codes
 
     def ranked_codes(self, z: np.ndarray, prefix: tuple[int, ...]) -> np.ndarray:
@@ -109,6 +111,14 @@ def faiss_threads_for(work: float) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def subtract_codewords(
+    residual: np.ndarray, codebook: np.ndarray, assign: np.ndarray, block: int = 65_536
+) -> None:
+    """residual -= codebook[assign], in place and in blocks: no second [n, d] array at 1M items."""
+    for start in range(0, len(residual), block):
+        residual[start : start + block] -= codebook[assign[start : start + block]]
 
 
 def nearest(codebook: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -182,23 +192,25 @@ def kmeans(
     return np.ascontiguousarray(model.centroids, dtype=np.float32)
 
 
-def fit_residual_kmeans(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
-    """Residual k-means: fit level l on what levels < l left unexplained."""
+def fit_residual_kmeans(x: np.ndarray, cfg: QuantizerConfig) -> tuple[ResidualQuantizer, np.ndarray]:
+    """Residual k-means: fit level l on what levels < l left unexplained.
+
+    Returns the model and the codes of `x`: fitting assigns every item at every level anyway, so the
+    codes come free instead of a second pass of `encode`.
+    """
     residual = np.array(x, dtype=np.float32, copy=True)
     codebooks = []
+    codes = np.empty((len(x), cfg.levels), dtype=np.int32)
     for level, size in enumerate(tqdm(cfg.sizes, desc="residual k-means", leave=False)):
         codebook = kmeans(residual, size, cfg.niter, cfg.seed + level, cfg.init, cfg.max_points_per_centroid)
         if len(codebook) < size:
             log.info(
-                "level %d: %d codes instead of %d (only %d distinct residuals)",
-                level,
-                len(codebook),
-                size,
-                len(codebook),
+                "level %d: %d codes instead of %d (fewer distinct residuals)", level, len(codebook), size
             )
-        residual -= codebook[nearest(codebook, residual)]
+        codes[:, level] = nearest(codebook, residual)
+        subtract_codewords(residual, codebook, codes[:, level])
         codebooks.append(codebook)
-    return ResidualQuantizer("rkmeans", codebooks)
+    return ResidualQuantizer("rkmeans", codebooks), codes
 
 
 def fit_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
@@ -234,7 +246,7 @@ def _train_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
         nn.Linear(cfg.latent_dim, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, dim)
     )
     with torch.no_grad():
-        init = fit_residual_kmeans(encoder(data).numpy(), cfg)
+        init, _ = fit_residual_kmeans(encoder(data).numpy(), cfg)
     sizes = [min(size, len(data)) for size in cfg.sizes]
     codebooks = nn.ParameterList()
     for level, size in enumerate(sizes):
@@ -295,8 +307,11 @@ def _train_rqvae(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
     )
 
 
-def fit_quantizer(x: np.ndarray, cfg: QuantizerConfig) -> ResidualQuantizer:
-    """Fit the configured quantiser on item embeddings `x` [n, d]."""
+def fit_quantizer(x: np.ndarray, cfg: QuantizerConfig) -> tuple[ResidualQuantizer, np.ndarray]:
+    """Fit the configured quantiser on item embeddings `x` [n, d]; returns it and the codes of `x`."""
     if len(x) == 0:
         raise ValueError("cannot fit a quantiser on zero items")
-    return fit_rqvae(x, cfg) if cfg.method == "rqvae" else fit_residual_kmeans(x, cfg)
+    if cfg.method == "rqvae":
+        model = fit_rqvae(x, cfg)
+        return model, model.encode(x)
+    return fit_residual_kmeans(x, cfg)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from neo.recipes.bench_sids import BenchSIDsConfig, clustered_embeddings, run_neo, run_torch_baseline
 
 
