@@ -3,7 +3,7 @@
 Keys follow neo's metric naming, so model and baselines sit side by side in one metrics.json:
 `baseline/<name>/rec/<type>/recall@10`, `baseline/<name>/search/<type>/ndcg@10`, ...
 
-Recommendation protocol (the one the reference numbers in docs/bench_baselines.md use): baselines
+Recommendation protocol (the one the reference numbers in docs/benchmarks.md use): baselines
 fit on the training histories; the validation target's history is the training history, the test
 target's history is training + the validation item; every item of the target type is ranked
 (full ranking, ties broken by item index) and items already in the history are *not* excluded

@@ -4,7 +4,7 @@
     neo run baselines data=beauty rec=[sasrec] threads=1 +sasrec.dropout=0.5
 
 The model's `evaluate` recipe runs the same functions on its sampled users; this one scores every
-user, which is what docs/bench_baselines.md reports.
+user, which is what docs/benchmarks.md reports.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Most-popular baseline: the same ranking for everyone, by interaction count in the training histories.
 
 Counting only training histories (not the validation item) reproduces the reference numbers
-(Beauty test NDCG@10 0.0053, Scientific 0.0162; see docs/bench_baselines.md).
+(Beauty test NDCG@10 0.0053, Scientific 0.0162; see docs/benchmarks.md).
 """
 
 from __future__ import annotations
