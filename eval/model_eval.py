@@ -177,7 +177,8 @@ class ModelEvaluator:
                                                   for tok in s.token_ids], skip_special_tokens=True)
                     has_text = any(ch.isalpha() for ch in text)
                     format_ok.append(bool(out.items) and (has_text if fmt == "mixed" else not has_text))
-        return steerability(requested, produced, counts, format_ok)
+        scores = steerability(requested, produced, counts, format_ok)
+        return {name.replace("_accuracy", "_compliance"): value for name, value in scores.items()}
 
     def profiles(self, split: Split) -> dict[str, float]:
         """Generated profiles vs ground truth: catalog profile topics where logged, else derived terms."""

@@ -60,7 +60,8 @@ def _plots(eval_dir: Path, metrics: Mapping[str, Any], train_metrics: Mapping[st
         rows = [r for r in comparison_rows(metrics, task, baselines) if r[1] == "ndcg@10"]
         if rows:
             name = f"{task}_vs_baselines.png"
-            plots.comparison_bars({f"{t}": v for t, _, v in rows}, eval_dir / name, title=f"{task}: NDCG@10")
+            bars = {t: {s: v for s, v in values.items() if v is not None} for t, _, values in rows}
+            plots.comparison_bars(bars, eval_dir / name, title=f"{task}: NDCG@10")
             lines.append(f"![{task} vs baselines]({name})")
     curves = {stage: path for stage, path in train_metrics.items() if path.exists()}
     if curves:
