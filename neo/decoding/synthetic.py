@@ -11,21 +11,26 @@ from neo.sids.table import SIDTable
 from neo.vocab import SIDVocab
 
 
+def random_codes(n_items: int, codebook_sizes: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """`n_items` distinct code tuples drawn uniformly from the codebook grid."""
+    capacity = int(np.prod(codebook_sizes))
+    if n_items > capacity:
+        raise ValueError(f"{n_items} items do not fit in codebooks {tuple(codebook_sizes)} ({capacity} codes)")
+    flat = rng.choice(capacity, size=n_items, replace=False)
+    return np.stack(np.unravel_index(flat, codebook_sizes), axis=1).astype(np.int32)
+
+
 def random_sid_tables(vocab: SIDVocab, items: Mapping[str, int], seed: int = 0) -> dict[str, SIDTable]:
     """Unique random code tuples for `items[type]` items of each type (at most the codebook's capacity)."""
     rng = np.random.default_rng(seed)
     tables = {}
     for name, count in items.items():
-        sizes = np.asarray(vocab.block(name).codebook_sizes, dtype=np.int64)
-        capacity = int(np.prod(sizes))
-        if count > capacity:
-            raise ValueError(
-                f"type {name!r}: {count} items do not fit codebooks {tuple(sizes)} ({capacity} codes)"
-            )
-        flat = rng.choice(capacity, size=count, replace=False)
-        strides = np.cumprod(np.r_[sizes[1:], 1][::-1])[::-1]
-        codes = (flat[:, None] // strides) % sizes
-        tables[name] = SIDTable(name, [f"{name}-{i}" for i in range(count)], codes, sizes.tolist())
+        sizes = tuple(vocab.block(name).codebook_sizes)
+        try:
+            codes = random_codes(count, sizes, rng)
+        except ValueError as exc:
+            raise ValueError(f"type {name!r}: {exc}") from None
+        tables[name] = SIDTable(name, [f"{name}-{i}" for i in range(count)], codes, list(sizes))
     return tables
 
 

@@ -15,18 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from neo.data.catalog import Catalog
+from neo.decoding.synthetic import random_codes
 from neo.io import write_json
 from neo.sids.table import SIDS_DIR, SIDTable, save_tables
 from neo.vocab import SIDVocab, attach_to_tokenizer
-
-
-def random_codes(n_items: int, codebook_sizes: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """`n_items` distinct code tuples drawn uniformly from the codebook grid."""
-    capacity = int(np.prod(codebook_sizes))
-    if n_items > capacity:
-        raise ValueError(f"{n_items} items do not fit in codebooks {codebook_sizes} ({capacity} codes)")
-    flat = rng.choice(capacity, size=n_items, replace=False)
-    return np.stack(np.unravel_index(flat, codebook_sizes), axis=1).astype(np.int32)
 
 
 def write_random_checkpoint(
