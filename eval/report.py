@@ -33,6 +33,25 @@ def comparison_rows(metrics: Mapping[str, Any], task: str, baselines: tuple[str,
     return rows
 
 
+def published_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, dict[str, float | None]]]:
+    """(type, metric, {system: value}) for figures published elsewhere on the same split (`published/...`).
+
+    They sit next to neo's own figure but are not side by side: another machine, other budgets, all test users.
+    """
+    pattern = re.compile(r"^published/([^/]+)/rec/([^/]+)/([^/]+)$")
+    found = [(m.group(2), m.group(3), m.group(1), value) for key, value in metrics.items()
+             if (m := pattern.match(key))]
+    systems = list(dict.fromkeys(system for _, _, system, _ in found))
+    rows = []
+    for entity_type in sorted({t for t, _, _, _ in found}):
+        for metric in sorted({m for t, m, _, _ in found if t == entity_type}):
+            values: dict[str, float | None] = {"neo": metrics.get(f"rec/{entity_type}/{metric}")}
+            for system in systems:
+                values[system] = next((v for t, m, s, v in found if (t, m, s) == (entity_type, metric, system)), None)
+            rows.append((entity_type, metric, values))
+    return rows
+
+
 def _table(rows: list[tuple[str, str, dict[str, float | None]]]) -> list[str]:
     if not rows:
         return ["(not evaluated)"]
@@ -75,6 +94,15 @@ def _plots(eval_dir: Path, metrics: Mapping[str, Any], train_metrics: Mapping[st
     return lines
 
 
+def _published_section(metrics: Mapping[str, Any]) -> list[str]:
+    rows = published_rows(metrics)
+    if not rows:
+        return []
+    return ["## Published figures on this split", "",
+            "Reported elsewhere (other hardware and budgets, every test user); not run side by side.", "",
+            *_table(rows), ""]
+
+
 def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examples: Mapping[str, str],
                  train_metrics: Mapping[str, Path], sid_report: Path) -> Path:
     """Write `<eval_dir>/report.md` (and its PNGs); returns its path."""
@@ -85,6 +113,7 @@ def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examp
              "scored on the same users and queries.", "",
              "## Recommendation", "", *_table(rec), "",
              "## Search", "", *_table(search), "",
+             *_published_section(metrics),
              "## Validity, steerability, user understanding, latency", "",
              "| metric | value |", "|---|---|"]
     for key in sorted(metrics):
@@ -102,5 +131,8 @@ def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examp
 
 def summary_table(metrics: Mapping[str, Any]) -> str:
     """The comparison tables as plain markdown, for printing at the end of a pipeline."""
-    return "\n".join(["Recommendation", *_table(comparison_rows(metrics, "rec", REC_BASELINES)), "",
-                      "Search", *_table(comparison_rows(metrics, "search", SEARCH_BASELINES))])
+    lines = ["Recommendation", *_table(comparison_rows(metrics, "rec", REC_BASELINES)), "",
+             "Search", *_table(comparison_rows(metrics, "search", SEARCH_BASELINES))]
+    if published_rows(metrics):
+        lines += ["", "Published figures on this split (not side by side)", *_table(published_rows(metrics))]
+    return "\n".join(lines)

@@ -39,6 +39,21 @@ from neo.training import load_stage_checkpoint
 log = logging.getLogger(__name__)
 
 
+def published_metrics(published: Any) -> dict[str, float]:
+    """`eval.published` ({system: {metric key: value}}) as flat `published/<system>/<key>` metrics."""
+    if not published:
+        return {}
+    out = {}
+    for system, figures in published.items():
+        if "/" in str(system):
+            raise ValueError(f"eval.published: system name {system!r} must not contain '/'")
+        for key, value in figures.items():
+            if not isinstance(value, (int, float)):
+                raise ValueError(f"eval.published.{system}.{key}: expected a number, got {value!r}")
+            out[f"published/{system}/{key}"] = float(value)
+    return out
+
+
 class EvaluateRecipe:
     """checkpoint + dataset -> metrics.json + report.md."""
 
@@ -97,6 +112,7 @@ class EvaluateRecipe:
         metrics.update(flat_keys("latency", self.evaluator.latency(evaluated, types[0])))
         examples = self.evaluator.examples(evaluated, types)
         metrics.update(self.evaluator.validity())
+        metrics.update(published_metrics(self.cfg.eval.get("published")))
         metrics["seconds"] = round(time.perf_counter() - started, 1)
         write_json(self.eval_dir / "metrics.json", metrics)
         report = write_report(self.eval_dir, self.catalog.name, metrics, examples, self.train_metrics,
@@ -110,7 +126,8 @@ class EvaluateRecipe:
             if query.type in types and all(i in self.ctx.span for i in query.items):
                 by_type.setdefault(query.type, []).append(query)
         limit = self.settings.max_queries
-        return {t: self.evaluator.sample_rows(q, limit) for t, q in by_type.items()}
+        sampled = {t: self.evaluator.sample_rows(q, limit) for t, q in by_type.items()}
+        return {t: q for t, q in sampled.items() if q}  # max_queries: 0 turns search evaluation off
 
 
 @hydra.main(config_path="pkg://neo.conf", config_name="evaluate", version_base="1.3")

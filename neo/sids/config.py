@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-EMBEDDERS = ("minilm", "hf", "file", "catalog", "collaborative", "tfidf")
+EMBEDDERS = ("minilm", "hf", "file", "catalog", "collaborative", "tfidf", "hybrid")
+CONTENT_EMBEDDERS = ("minilm", "hf", "tfidf")
 QUANTIZERS = ("rkmeans", "rqvae")
 COLLISION_POLICIES = ("disambiguate", "popularity")
 KMEANS_INITS = ("kmeans++", "random")
@@ -37,6 +38,10 @@ class EmbedderConfig:
     window: int = 5
     """`collaborative`: items within this many steps of each other in a history co-occur."""
     seed: int = 0
+    content: str = "tfidf"
+    """`hybrid`: the text embedder joined to the collaborative vectors (tfidf | minilm | hf)."""
+    content_weight: float = 0.3
+    """`hybrid`: share of the squared norm given to the text part; cold items are placed by text alone."""
 
     def __post_init__(self) -> None:
         if self.name not in EMBEDDERS:
@@ -47,6 +52,13 @@ class EmbedderConfig:
             raise ValueError("sid embedder 'file' needs embedder.path (.npy or .parquet)")
         if self.dim <= 0 or self.batch_size <= 0 or self.window <= 0:
             raise ValueError("sid embedder dim, batch_size and window must be positive")
+        if self.name == "hybrid":
+            if self.content not in CONTENT_EMBEDDERS:
+                raise ValueError(f"sid embedder.content must be one of {CONTENT_EMBEDDERS}, got {self.content!r}")
+            if not 0 < self.content_weight < 1:
+                raise ValueError(f"sid embedder.content_weight must lie in (0, 1), got {self.content_weight}")
+            if self.content == "hf" and not self.model:
+                raise ValueError("sid embedder 'hybrid' with content 'hf' needs embedder.model")
 
     def cache_key_fields(self) -> dict[str, Any]:
         """The fields that change the vectors of this embedder (the cache key); others are ignored."""
@@ -57,6 +69,7 @@ class EmbedderConfig:
             "catalog": (),
             "tfidf": ("dim", "max_features", "seed"),
             "collaborative": ("dim", "window", "seed"),
+            "hybrid": ("dim", "window", "seed", "content", "content_weight", "max_features", "model", "max_length"),
         }[self.name]
         return {"name": self.name, **{key: getattr(self, key) for key in used}}
 

@@ -1,4 +1,4 @@
-"""Item embedders for SIDs: text encoders (MiniLM, any HF encoder), TF-IDF, collaborative, or a file.
+"""Item embedders for SIDs: text encoders (MiniLM, any HF encoder), TF-IDF, collaborative, hybrid, or a file.
 
 Every embedder returns one float32 row per item id, in the order asked for. Embeddings are cached on
 disk under `$NEO_CACHE_DIR/embeddings/` keyed by a hash of the embedder's settings and its inputs,
@@ -17,6 +17,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,20 @@ def collaborative_embed(
     return _normalise(out)
 
 
+def join_hybrid(collaborative: np.ndarray, content: np.ndarray, content_weight: float) -> np.ndarray:
+    """Concatenate unit collaborative and text vectors, weighted by their share of the squared norm.
+
+    Collaborative vectors say what users do with an item, text says what it is: joined, items that
+    co-occur share SID prefixes, items nobody has touched yet (zero collaborative vector) still land
+    next to similar items instead of all colliding on one code, and text queries find related codes.
+    """
+    joined = np.concatenate(
+        [np.sqrt(1.0 - content_weight) * _normalise(collaborative), np.sqrt(content_weight) * _normalise(content)],
+        axis=1,
+    )
+    return _normalise(joined)
+
+
 # ----- user-supplied files -----------------------------------------------------------------------
 def load_embedding_file(
     path: str | os.PathLike, item_ids: Sequence[str], ids_path: str | None = None
@@ -267,6 +282,12 @@ def embed_items(
     The hash is recorded in the SID table's meta, so a table says exactly which vectors it came from.
     """
     compute: Callable[[], np.ndarray]
+    if cfg.name == "hybrid":
+        collaborative, collaborative_key = embed_items(catalog, item_ids, replace(cfg, name="collaborative"), entity_type)
+        content, content_key = embed_items(catalog, item_ids, replace(cfg, name=cfg.content), entity_type)
+        return join_hybrid(collaborative, content, cfg.content_weight), _cache_key(
+            cfg, item_ids, collaborative_key + content_key
+        )
     if cfg.name in ("minilm", "hf", "tfidf"):
         texts = item_texts(catalog, item_ids)
         inputs: Sequence[str] | str = texts

@@ -13,7 +13,7 @@ import pytest
 
 from neo.data import Catalog
 from neo.sids.config import EmbedderConfig
-from neo.sids.embed import embed_items, encode_texts, minilm_path, tfidf_embed
+from neo.sids.embed import embed_items, encode_texts, join_hybrid, minilm_path, tfidf_embed
 
 
 def cache_files() -> set[Path]:
@@ -58,6 +58,33 @@ def test_collaborative_vectors_follow_co_interaction_and_links(tiny_catalog_dir:
     sims = products @ products.T
     same = sims[topic[:, None] == topic[None, :]].mean()
     assert same > sims[topic[:, None] != topic[None, :]].mean()
+
+
+def test_hybrid_joins_collaborative_and_text_and_places_cold_items_by_text(tiny_catalog_dir: Path) -> None:
+    catalog = Catalog.load(tiny_catalog_dir)
+    ids = catalog.item_ids("product")
+    cfg = EmbedderConfig(name="hybrid", dim=8, content="tfidf", content_weight=0.25)
+    joined, key = embed_items(catalog, ids, cfg)
+    collaborative, _ = embed_items(catalog, ids, EmbedderConfig(name="collaborative", dim=8))
+    text, _ = embed_items(catalog, ids, EmbedderConfig(name="tfidf", dim=8))
+    assert joined.shape == (48, 16) and np.allclose(np.linalg.norm(joined, axis=1), 1.0, atol=1e-5)
+    warm = np.linalg.norm(collaborative, axis=1) > 0
+    assert warm.sum() >= 40
+    assert np.allclose(joined[warm, :8], np.sqrt(0.75) * collaborative[warm], atol=1e-5)
+    assert np.allclose(joined[warm, 8:], np.sqrt(0.25) * text[warm], atol=1e-5)
+    assert np.allclose(joined[~warm, 8:], text[~warm], atol=1e-5)
+    _, other_key = embed_items(catalog, ids, EmbedderConfig(name="hybrid", dim=8, content_weight=0.5))
+    assert other_key != key
+    # an item without interactions has a zero collaborative vector: text alone places it
+    cold = join_hybrid(np.zeros((1, 4), np.float32), np.array([[3.0, 4.0]], np.float32), 0.3)
+    assert np.allclose(cold, [[0, 0, 0, 0, 0.6, 0.8]], atol=1e-6)
+
+
+def test_hybrid_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="content_weight must lie in"):
+        EmbedderConfig(name="hybrid", content_weight=1.0)
+    with pytest.raises(ValueError, match="embedder.content must be one of"):
+        EmbedderConfig(name="hybrid", content="file")
 
 
 def test_file_embedder_reads_npy_with_ids_and_parquet(tiny_catalog_dir: Path, tmp_path: Path) -> None:

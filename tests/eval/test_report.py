@@ -1,0 +1,54 @@
+"""The report's tables: neo vs side-by-side baselines, and published figures shown apart from them."""
+
+from __future__ import annotations
+
+import pytest
+from neo.eval.report import comparison_rows, published_rows, summary_table, write_report
+from neo.recipes.evaluate import published_metrics
+
+METRICS = {
+    "rec/product/recall@10": 0.08,
+    "rec/product/ndcg@10": 0.04,
+    "baseline/sasrec/rec/product/recall@10": 0.10,
+    "baseline/sasrec/rec/product/ndcg@10": 0.05,
+    "baseline/popularity/rec/product/ndcg@10": 0.01,
+}
+
+
+def test_comparison_rows_pair_neo_with_each_baseline() -> None:
+    rows = comparison_rows(METRICS, "rec", ("popularity", "sasrec"))
+    assert rows == [
+        ("product", "recall@10", {"neo": 0.08, "popularity": None, "sasrec": 0.10}),
+        ("product", "ndcg@10", {"neo": 0.04, "popularity": 0.01, "sasrec": 0.05}),
+    ]
+
+
+def test_published_figures_become_their_own_table() -> None:
+    metrics = {**METRICS, **published_metrics({"TIGER": {"rec/product/ndcg@10": 0.0384},
+                                               "S3-Rec": {"rec/product/ndcg@10": 0.0327,
+                                                          "rec/product/recall@10": 0.0647}})}
+    assert metrics["published/TIGER/rec/product/ndcg@10"] == pytest.approx(0.0384)
+    assert published_rows(metrics) == [
+        ("product", "ndcg@10", {"neo": 0.04, "TIGER": 0.0384, "S3-Rec": 0.0327}),
+        ("product", "recall@10", {"neo": 0.08, "TIGER": None, "S3-Rec": 0.0647}),
+    ]
+    table = summary_table(metrics)
+    assert "Published figures on this split (not side by side)" in table
+    assert "| product | ndcg@10 | 0.0400 | 0.0384 | 0.0327 | 0.0384 | 1.04x |" in table
+    assert "Published" not in summary_table(METRICS)
+
+
+def test_published_metrics_reject_bad_entries() -> None:
+    assert published_metrics(None) == {}
+    with pytest.raises(ValueError, match=r"eval.published.TIGER.rec/product/ndcg@10: expected a number"):
+        published_metrics({"TIGER": {"rec/product/ndcg@10": "high"}})
+    with pytest.raises(ValueError, match="must not contain '/'"):
+        published_metrics({"a/b": {"rec/product/ndcg@10": 0.1}})
+
+
+def test_report_is_written_with_the_published_section(tmp_path) -> None:
+    metrics = {**METRICS, **published_metrics({"TIGER": {"rec/product/ndcg@10": 0.0384}})}
+    path = write_report(tmp_path, "beauty", metrics, {"recommend": "a; b"}, {}, tmp_path / "absent.json")
+    text = path.read_text()
+    assert "## Published figures on this split" in text
+    assert "| type | metric | neo | TIGER | best baseline | neo / best |" in text
