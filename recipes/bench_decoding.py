@@ -3,6 +3,7 @@ end-to-end top-10 beam search with and without the constraint. Writes `<output_d
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -33,10 +34,13 @@ QUICK = {
 }
 
 
-def median_ms(function: Callable[[], object], repeats: int) -> float:
+def median_ms(function: Callable[[], object], repeats: int, min_seconds: float = 0.0) -> float:
+    """Median wall time of `function` over at least `repeats` calls, and at least `min_seconds` of calls
+    (sub-millisecond steps get hundreds of samples, so a burst of load on a shared machine moves the
+    median less)."""
     function()  # warm-up
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < 100 * repeats):
         begin = time.perf_counter()
         function()
         times.append(time.perf_counter() - begin)
@@ -92,6 +96,7 @@ def bench_steps(cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Gen
     tables = random_sid_tables(vocab, {"item": items}, seed=int(rng.integers(1 << 30)))
     begin = time.perf_counter()
     trie = ItemTrie.build(vocab, tables)
+    trie.step  # noqa: B018 - the step lookup tables are part of building (otherwise built on the first step)
     build_s = time.perf_counter() - begin
     prefix_fn = hf_prefix_fn(vocab, dict_trie(vocab, tables["item"].codes))
     results = []
@@ -109,13 +114,16 @@ def bench_steps(cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Gen
                 state.advance(tokens, trie)
 
             hf = PrefixConstrainedLogitsProcessor(prefix_fn, num_beams=1)
-            neo_ms = median_ms(neo_step, cfg.repeats)
+            neo_ms = median_ms(neo_step, cfg.repeats, min_seconds=0.25 * (not cfg.quick))
             hf_ms = median_ms(
                 lambda hf=hf, history=history, logits=logits: hf(history, logits), max(3, cfg.repeats // 4)
             )
             full_mask_ms = median_ms(
-                lambda state=state, logits=logits: state.mask_(logits, trie), cfg.repeats
+                lambda state=state, logits=logits: state.mask_(logits, trie),
+                cfg.repeats,
+                min_seconds=0.25 * (not cfg.quick),
             )
+            load = os.getloadavg()[0]
             results.append(
                 {
                     "batch": batch,
@@ -128,11 +136,13 @@ def bench_steps(cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Gen
                     "neo_full_row_mask_ms": round(full_mask_ms, 4),
                     "trie_build_s": round(build_s, 3),
                     "trie_mb": round(trie.nbytes() / 2**20, 2),
+                    "load_avg_1min": round(load, 2),
                 }
             )
             print(
                 f"batch {batch:4d} items {items:8d} {mode:5s}: neo {neo_ms:8.3f} ms  hf {hf_ms:9.3f} ms  "
-                f"x{hf_ms / neo_ms:7.1f}  (fused full-row mask {full_mask_ms:.3f} ms, build {build_s:.2f} s)"
+                f"x{hf_ms / neo_ms:7.1f}  (fused full-row mask {full_mask_ms:.3f} ms, build {build_s:.2f} s, "
+                f"load {load:.2f})"
             )
     return results
 

@@ -49,21 +49,33 @@ def with_availability(trie: ItemTrie, available: Mapping[str, Sequence[bool] | n
 
 
 def request_bits(
-    trie: ItemTrie, entity_type: str, filters: ItemFilters | None, exclude: Collection[str] = ()
+    trie: ItemTrie,
+    entity_type: str | Sequence[str] | None,
+    filters: ItemFilters | None,
+    exclude: Collection[str] = (),
 ) -> torch.Tensor | None:
-    """The child-bitmap table one request decodes with, or None when the trie's shared table will do."""
+    """The child-bitmap table one request decodes with, or None when the trie's shared table will do.
+
+    `entity_type`: the type(s) whose item ids `filters` and `exclude` name (None: every type). With an
+    allow list, only the allowed items of those types stay; items of other types are all removed.
+    """
+    if entity_type is None:
+        types: Sequence[str] = trie.vocab.type_names
+    elif isinstance(entity_type, str):
+        types = [entity_type]
+    else:
+        types = list(entity_type)
     deny = set(exclude) | set(filters.deny if filters else ())
     if filters is not None and filters.allow is not None:
         alive = torch.zeros_like(trie.leaf_alive)
-        alive[
-            torch.tensor(trie.leaves_of(entity_type, filters.allow), dtype=torch.int64, device=trie.device)
-        ] = True
+        allowed = [leaf for name in types for leaf in trie.leaves_of(name, filters.allow)]
+        alive[torch.tensor(allowed, dtype=torch.int64, device=trie.device)] = True
         bits = trie.bits_for_alive(alive & trie.leaf_alive)
     elif deny:
         bits = trie.alive_bits
     else:
         return None
-    banned = trie.leaves_of(entity_type, deny)
+    banned = [leaf for name in types for leaf in trie.leaves_of(name, deny)]
     if banned:
         bits = trie.without_leaves(bits, torch.tensor(banned, dtype=torch.int64, device=trie.device))
     return bits

@@ -4,6 +4,12 @@ neo's own loop with a KV cache: per step one forward pass, `constrain` (free-tex
 region except allowed open tokens; span rows keep only their node's allowed children, read from a
 window), a greedy or sampled pick, and a tensor state `advance`. A span's close token is forced without
 looking at the logits. The host is consulted only every `check_every` steps, to stop once all rows end.
+
+Every item an answer completes is banned for the rest of that answer (`ItemBans`: the leaf at the last
+level, and any subtree or type whose remaining items the answer has all named), so the items of one
+answer are distinct. Serve-time filters restrict what can be named: catalog-wide availability through
+the trie (`with_availability`), per-request allow/deny lists through `filters` (one bitmap table per
+request, read through `DecodeState.table`; the trie is never rebuilt).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from collections.abc import Sequence
 import torch
 
 from neo.decoding.beam import _forward
-from neo.decoding.state import NO_LIMIT, DecodeState, constrain, pick_tokens, row_type_masks
+from neo.decoding.filters import ItemFilters, request_bits
+from neo.decoding.state import NO_LIMIT, DecodeState, ItemBans, constrain, pick_tokens, row_type_masks
 from neo.decoding.trie import ItemTrie
 from neo.kernels import FREE
 
@@ -56,12 +63,17 @@ def generate_mixed(
     eos_token_id: int | Sequence[int] | None = None,
     generator: torch.Generator | None = None,
     check_every: int = 8,
+    filters: ItemFilters | Sequence[ItemFilters | None] | None = None,
+    distinct_items: bool = True,
 ) -> list[MixedOutput]:
     """Generate text with item spans for each left-padded prompt.
 
     `allowed_types`: the entity types whose spans may be opened (one list for all prompts, or one per
     prompt); `max_items`: after that many spans no open token is allowed. A prompt may end inside a
-    span (e.g. with a forced open token); decoding then continues that span.
+    span (e.g. with a forced open token); decoding then continues that span (if the request's filters
+    leave no item below it, the prompt's span counts as text). `filters`: one `ItemFilters` for every
+    prompt or one per prompt; item ids in `allow`/`deny` may be of any type, and a type with no allowed
+    item left is never opened. `distinct_items`: an answer never names the same item twice (default).
     """
     batch, device = input_ids.shape[0], input_ids.device
     if max_new_tokens < 1:
@@ -77,8 +89,25 @@ def generate_mixed(
         dtype=torch.long,
         device=device,
     )
+    per_request = list(filters) if isinstance(filters, Sequence) else [filters] * batch
+    if len(per_request) != batch:
+        raise ValueError(f"filters has {len(per_request)} entries for {batch} prompts")
+    tables, table_of_row = [trie.alive_bits], []
+    for request_filters in per_request:
+        bits = request_bits(trie, None, request_filters)
+        table_of_row.append(0 if bits is None else len(tables))
+        if bits is not None:
+            tables.append(bits)
+    all_bits = torch.cat(tables) if len(tables) > 1 else tables[0]
+    row_table = torch.tensor(table_of_row, dtype=torch.int64, device=device)
     items_left = torch.full((batch,), NO_LIMIT if max_items is None else max_items, device=device)
-    state = DecodeState.from_suffix(input_ids, trie, row_type_masks(trie, allowed_types, batch), items_left)
+    state = DecodeState.from_suffix(
+        input_ids, trie, row_type_masks(trie, allowed_types, batch), items_left, all_bits, row_table
+    )
+    # at most one span per (levels + 2) tokens, plus the one the prompt may have opened
+    shortest = min(block.levels for block in trie.vocab.blocks.values()) + 2
+    slots = -(-max_new_tokens // shortest) + 1
+    bans = ItemBans.start(trie, batch, slots if max_items is None else min(slots, max_items + 1), tables)
     # a span the prompt opened is parsed together with its continuation
     carried = torch.where(state.mode == FREE, 0, state.level + 1).tolist()
     positions = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
@@ -89,12 +118,15 @@ def generate_mixed(
     generated = []
     for step in range(max_new_tokens):
         logits = logits.float()
-        candidates = constrain(logits, state, trie)
+        candidates = constrain(logits, state, trie, all_bits, bans)
         tokens = pick_tokens(logits, candidates, state, trie, do_sample, temperature, generator)
         tokens = torch.where(finished, pad, tokens)
         generated.append(tokens)
         finished |= (state.mode == FREE) & torch.isin(tokens, eos)
-        state = state.advance(tokens, trie)
+        advanced = state.advance(tokens, trie)
+        if distinct_items:
+            bans = bans.record(state, advanced, trie)
+        state = advanced
         if step + 1 == max_new_tokens or ((step + 1) % check_every == 0 and bool(finished.all())):
             break
         attention_mask = torch.cat([attention_mask, (~finished).long().unsqueeze(1)], dim=1)

@@ -15,6 +15,10 @@ Memory is `N * words * 8` bytes plus a few int64 per item, and `N` is bounded by
 `bits` is the structure (it decides child numbering and never changes); `alive_bits` is what decoding
 may emit: equal to `bits` unless catalog-wide availability was applied (`with_leaf_alive`), and
 per-request restrictions derive further tables from it without rebuilding anything.
+
+`step` (`StepTables`, built on first use and cached) re-expresses the structure for the decoding loop:
+what each token id does (one column lookup), the bitmaps as 16-bit half-words with the child id base of
+each half-word (a child is one gather plus a 64k-entry popcount lookup), and per-mode constants.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from neo.kernels import DONE, FREE, SPAN, UNCONSTRAINED
 from neo.sids.table import SIDTable
 from neo.vocab import ALIGN, SIDVocab
 
@@ -173,8 +178,10 @@ class ItemTrie:
         return self.vocab.block(entity_type).index
 
     def nbytes(self) -> int:
+        """Bytes of the trie's tensors, including the step lookup tables (`step`)."""
         tensors = [f for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)]
-        return sum(getattr(self, f.name).nbytes for f in tensors) + self.leaf_row.nbytes
+        own = sum(getattr(self, f.name).nbytes for f in tensors) + self.leaf_row.nbytes
+        return own + self.step.nbytes()
 
     def child(self, node: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         """Child (node id, or leaf id below the last level) of `node` along `code` (broadcast), by gathers.
@@ -210,6 +217,51 @@ class ItemTrie:
     @functools.cache  # noqa: B019 - one small dict per type, built on the first ban, lives with the trie
     def _row_of_item(self, entity_type: str) -> dict[str, int]:
         return {item: row for row, item in enumerate(self.item_ids[entity_type])}
+
+    # ----- tables of the step functions (derived once, cached on the trie) -------------------
+    @functools.cached_property
+    def step(self) -> StepTables:
+        """Lookup tables that make one decoding step a handful of gathers (see `StepTables`)."""
+        return StepTables.of(self)
+
+    @functools.cached_property
+    def node_depth(self) -> torch.Tensor:
+        """int64 [N]: level of each node (0 for a type's root), by walking parent pointers."""
+        depth = torch.zeros(self.n_nodes, dtype=torch.int64, device=self.device)
+        parent = self.parent[: self.n_nodes]
+        has_parent = parent >= 0
+        for _ in range(max(0, self.level_start.shape[1] - 1)):
+            depth = torch.where(has_parent, depth[parent.clamp(min=0)] + 1, 0)
+        return depth
+
+    @functools.cached_property
+    def node_is_last(self) -> torch.Tensor:
+        """bool [N]: the node's children are leaves (it is at its type's last level)."""
+        node_type = (
+            torch.searchsorted(self.type_root, torch.arange(self.n_nodes, device=self.device), right=True) - 1
+        )
+        return self.node_depth == self.n_levels[node_type] - 1
+
+    def alive_leaf_counts(self, bits: torch.Tensor | None = None) -> torch.Tensor:
+        """int64 [N]: leaves each node's subtree keeps under `bits` (default `alive_bits`), bottom-up."""
+        table = self.alive_bits if bits is None else bits
+        if table is self.alive_bits:
+            return self._alive_counts
+        return self._leaf_counts(table)
+
+    @functools.cached_property
+    def _alive_counts(self) -> torch.Tensor:
+        return self._leaf_counts(self.alive_bits)
+
+    def _leaf_counts(self, table: torch.Tensor) -> torch.Tensor:
+        last_level = torch.where(self.node_is_last, popcount32(table.long() & MASK32).sum(1), 0)
+        child = torch.nonzero(self.parent[: self.n_nodes] >= 0).squeeze(1)
+        parent, code = self.parent[child], self.code[child]
+        edge_alive = (table[parent, code >> 5].long() >> (code & 31)) & 1
+        count = last_level
+        for _ in range(max(0, self.level_start.shape[1] - 1)):
+            count = last_level.index_add(0, parent, count[child] * edge_alive)
+        return count
 
     # ----- restrictions without rebuilding ----------------------------------------------------
     def bits_for_alive(self, leaf_alive: torch.Tensor) -> torch.Tensor:
@@ -325,3 +377,153 @@ def _build_type(
         "leaf_row": order.astype(np.int64),
         "leaf_of_row": leaf_of_row,
     }
+
+
+# what a token does, one row of `StepTables.token_info` each
+START = 0  # code tokens: token id of code 0 of their level (the window they belong to); others -1
+HALF = 1  # code tokens: the 16-bit half-word of the node's bitmap that holds the code (code >> 4)
+BELOW = 2  # code tokens: bits of that half-word below the code ((1 << (code & 15)) - 1)
+BIT = 3  # code tokens: the code's own bit in that half-word (1 << (code & 15))
+NEXT = 4  # window start after the token: next level's code 0, the close id after the last level;
+#           for an open token its type's level 0
+TO_MODE = 5  # mode after the token if it opens (open) or continues (code) a span: SPAN, or DONE
+OPENS = 6  # 1 for open tokens, 0 otherwise
+TYPE = 7  # entity type of open and code tokens
+ROOT = 8  # open tokens: the type's root node
+LEVEL_AFTER = 9  # codes emitted in the span after the token (level + 1 for codes, 0 for open tokens)
+INFO_ROWS = 10
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StepTables:
+    """What `DecodeState.advance` and `constrain` look up instead of recomputing it every step.
+
+    Everything here depends only on the trie (and `alive_bits`), so it is built once per trie and a
+    decoding step becomes a few dozen small ops on [rows] tensors plus one window copy per row. Constants
+    are tensors because a binary op with a Python scalar costs a few microseconds more on the CPU.
+    """
+
+    token_info: torch.Tensor  # int64 [INFO_ROWS, n_sid + 2]: column 0 and the last: text and other ids
+    info_offset: int  # span_start - 1: token id t reads column t - info_offset (clamped)
+    info_last: int  # last column of `token_info`
+    halves: torch.Tensor  # int32 [N * 2 * words]: structural child bitmaps as 16-bit half-words, flat
+    child_base: torch.Tensor  # int32 [N * 2 * words] (int64 past 2**31 ids): first child + set bits in
+    #                           earlier half-words of the node
+    popcount16: torch.Tensor  # int64 [65536]
+    zero: torch.Tensor  # int64 scalar 0
+    max_cell: int  # N * 2 * words - 1
+    window_arange: torch.Tensor  # int64 [window]
+    max_window_end: int  # one past the last token any span window can cover
+    open_ids: torch.Tensor  # int64 [T]
+    type_bits: torch.Tensor  # int64 [T]: 1 << t
+    open_allowed_types: torch.Tensor  # int64 scalar, bit t: type t has an alive item in `alive_bits`
+    free_cap: torch.Tensor  # float32 [4] by mode: -inf for FREE (SID region banned), +inf otherwise
+    mode_after: torch.Tensor  # int64 [4] by mode: mode after a token that neither opens nor steps
+    not_free_bits: torch.Tensor  # int64 [4] by mode: 0 for FREE, all bits otherwise
+    opens_key: torch.Tensor  # int64 [4] by mode: 1 for FREE (equals OPENS of an open token), else 2
+    _caps: dict = dataclasses.field(default_factory=dict)  # (what, dtype) -> cap table of that dtype
+    _row_offsets: dict = dataclasses.field(default_factory=dict)  # (rows, stride) -> int64 [rows]
+
+    @classmethod
+    def of(cls, trie: ItemTrie) -> StepTables:
+        vocab, device = trie.vocab, trie.device
+        n_sid = vocab.total_size - vocab.span_start
+        info = np.zeros((INFO_ROWS, n_sid + 2), dtype=np.int64)
+        info[START] = -1
+        roots = trie.type_root.tolist()
+        for block in vocab.blocks.values():
+            column = block.open_id - vocab.span_start + 1
+            for row, value in (
+                (NEXT, block.level_starts[0]),
+                (TO_MODE, SPAN),
+                (OPENS, 1),
+                (TYPE, block.index),
+                (ROOT, roots[block.index]),
+            ):
+                info[row, column] = value
+            for level, (start, size) in enumerate(zip(block.level_starts, block.codebook_sizes, strict=True)):
+                columns = slice(start - vocab.span_start + 1, start - vocab.span_start + 1 + size)
+                codes = np.arange(size)
+                last = level == block.levels - 1
+                info[START, columns] = start
+                info[HALF, columns] = codes >> 4
+                info[BELOW, columns] = (1 << (codes & 15)) - 1
+                info[BIT, columns] = 1 << (codes & 15)
+                info[NEXT, columns] = block.close_id if last else block.level_starts[level + 1]
+                info[TO_MODE, columns] = DONE if last else SPAN
+                info[TYPE, columns] = block.index
+                info[LEVEL_AFTER, columns] = level + 1
+        ends = [s + trie.window for b in vocab.blocks.values() for s in b.level_starts]
+        counts = np.bitwise_count(np.arange(1 << 16, dtype=np.uint32)).astype(np.int64)
+        words = trie.bits.long() & MASK32
+        halves = torch.stack([words & 0xFFFF, words >> 16], dim=2).view(trie.n_nodes, -1)
+        set_bits = torch.from_numpy(counts).to(device)[halves]
+        child_base = trie.first_child.unsqueeze(1) + torch.cumsum(set_bits, dim=1) - set_bits
+        index_dtype = torch.int32 if max(trie.n_nodes, trie.n_leaves) < 2**31 else torch.int64
+        root_alive = (trie.alive_bits[trie.type_root] != 0).any(1).tolist()
+        by_mode = lambda values, dtype=torch.int64: torch.tensor(  # noqa: E731
+            [values[m] for m in (FREE, SPAN, DONE, UNCONSTRAINED)], dtype=dtype, device=device
+        )
+        scalar = lambda value: torch.tensor(value, dtype=torch.int64, device=device)  # noqa: E731
+        assert (FREE, SPAN, DONE, UNCONSTRAINED) == (0, 1, 2, 3)
+        return cls(
+            token_info=torch.from_numpy(info).to(device),
+            info_offset=vocab.span_start - 1,
+            info_last=n_sid + 1,
+            halves=halves.to(torch.int32).reshape(-1).contiguous(),
+            child_base=child_base.to(index_dtype).reshape(-1).contiguous(),
+            popcount16=torch.from_numpy(counts).to(device),
+            zero=scalar(0),
+            max_cell=trie.n_nodes * 2 * trie.words - 1,
+            window_arange=torch.arange(trie.window, device=device),
+            max_window_end=max(ends),
+            open_ids=trie.open_ids,
+            type_bits=torch.tensor([1 << t for t in range(len(roots))], dtype=torch.int64, device=device),
+            open_allowed_types=scalar(sum(1 << t for t, alive in enumerate(root_alive) if alive)),
+            free_cap=by_mode(
+                {FREE: float("-inf"), SPAN: float("inf"), DONE: float("inf"), UNCONSTRAINED: float("inf")},
+                torch.float32,
+            ),
+            mode_after=by_mode({FREE: FREE, SPAN: FREE, DONE: FREE, UNCONSTRAINED: UNCONSTRAINED}),
+            not_free_bits=by_mode({FREE: 0, SPAN: -1, DONE: -1, UNCONSTRAINED: -1}),
+            opens_key=by_mode({FREE: 1, SPAN: 2, DONE: 2, UNCONSTRAINED: 2}),
+        )
+
+    def nbytes(self) -> int:
+        return sum(
+            getattr(self, f.name).nbytes
+            for f in dataclasses.fields(self)
+            if f.name[0] != "_" and isinstance(getattr(self, f.name), torch.Tensor)
+        )
+
+    def window_caps(self, dtype: torch.dtype) -> torch.Tensor:
+        """[256, 8] of `dtype`: for each byte of a child bitmap, +inf where the bit is set, -inf elsewhere.
+
+        `minimum(window, caps[bytes])` keeps allowed logits and makes the rest -inf (+inf logits too).
+        """
+        if ("window", dtype) not in self._caps:
+            bit = (torch.arange(256).unsqueeze(1) >> torch.arange(8)) & 1
+            caps = torch.where(bit == 1, float("inf"), float("-inf"))
+            self._caps["window", dtype] = caps.to(device=self.popcount16.device, dtype=dtype)
+        return self._caps["window", dtype]
+
+    def free_caps(self, dtype: torch.dtype) -> torch.Tensor:
+        """[4] of `dtype` by mode: the cap of the SID region (-inf for FREE rows, +inf otherwise)."""
+        if ("free", dtype) not in self._caps:
+            self._caps["free", dtype] = self.free_cap.to(dtype)
+        return self._caps["free", dtype]
+
+    def minus_inf(self, dtype: torch.dtype) -> torch.Tensor:
+        """A 0-dim -inf of `dtype`."""
+        if ("-inf", dtype) not in self._caps:
+            self._caps["-inf", dtype] = torch.tensor(float("-inf"), dtype=dtype, device=self.zero.device)
+        return self._caps["-inf", dtype]
+
+    def row_offsets(self, rows: int, stride: int) -> torch.Tensor:
+        """int64 [rows]: r * stride (the first element of each row of a [rows, *] tensor), cached."""
+        key = (rows, stride)
+        if key not in self._row_offsets:
+            if len(self._row_offsets) > 64:
+                self._row_offsets.clear()
+            self._row_offsets[key] = torch.arange(rows, device=self.popcount16.device) * stride
+        return self._row_offsets[key]

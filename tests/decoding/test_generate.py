@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import LogitsProcessorList
 
+from neo.decoding.filters import ItemFilters, with_availability
 from neo.decoding.generate import ItemSegment, TextSegment, generate_mixed, parse_segments
 from neo.decoding.processor import SIDConstraintLogitsProcessor
-from neo.decoding.synthetic import tiny_llama
+from neo.decoding.synthetic import random_sid_tables, tiny_llama
+from neo.decoding.trie import ItemTrie
 from neo.vocab import SIDVocab
 
 
@@ -45,10 +48,12 @@ def assert_well_formed(vocab: SIDVocab, tables: dict, token_ids: list[int], allo
 class RandomLM(torch.nn.Module):
     """Random logits every call (biased towards open tokens), for property tests of the constraint."""
 
-    def __init__(self, vocab: SIDVocab, seed: int):
+    def __init__(self, vocab: SIDVocab, seed: int, open_bias: float = 4.0):
         super().__init__()
         self.vocab = vocab
         self.generator = torch.Generator().manual_seed(seed)
+        self.open_ids = [block.open_id for block in vocab.blocks.values()]
+        self.open_bias = open_bias
 
     def forward(
         self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True, logits_to_keep=0
@@ -57,6 +62,7 @@ class RandomLM(torch.nn.Module):
 
         logits = torch.randn(*input_ids.shape, self.vocab.total_size, generator=self.generator) * 3
         logits[..., self.vocab.span_start : self.vocab.span_start + 4] += 4
+        logits[..., self.open_ids] += self.open_bias
         return CausalLMOutputWithPast(logits=logits, cache=cache)
 
 
@@ -85,6 +91,124 @@ def test_mixed_generation_guarantees(vocab, tables, trie, seed, types, max_items
         opened = sum(vocab.describe(t)[0] == "open" for t in output.token_ids)
         assert max_items is None or opened <= max_items
         assert [s.item_id for s in output.items] == items
+
+
+codebooks = st.lists(st.integers(1, 40), min_size=1, max_size=3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    sizes_a=codebooks,
+    sizes_b=codebooks,
+    fill=st.floats(0.0, 1.0),
+    allowed=st.sampled_from([["a"], ["b"], ["a", "b"]]),
+    max_items=st.sampled_from([None, 2, 6]),
+    do_sample=st.booleans(),
+    kind=st.sampled_from(["none", "allow", "deny", "both", "per_request"]),
+    availability=st.booleans(),
+)
+def test_mixed_answers_are_distinct_and_filtered(
+    seed, sizes_a, sizes_b, fill, allowed, max_items, do_sample, kind, availability
+) -> None:
+    """Random catalogs (tiny ones get exhausted), random logits, random filters: every named item exists,
+    has an allowed type, passes the filters, and no answer names an item twice (no dead ends either:
+    a span that ran out of children would break `assert_well_formed`)."""
+    rng = np.random.default_rng(seed)
+    vocab = SIDVocab(int(rng.integers(3, 30)), {"a": sizes_a, "b": sizes_b})
+    counts = {
+        name: max(1, int(fill * min(int(np.prod(b.codebook_sizes)), 40))) for name, b in vocab.blocks.items()
+    }
+    tables = random_sid_tables(vocab, counts, seed=seed)
+    trie = ItemTrie.build(vocab, tables)
+    every = [item for table in tables.values() for item in table.item_ids]
+    available = set(every)
+    if availability:
+        flags = {name: rng.random(len(table)) < 0.7 for name, table in tables.items()}
+        trie = with_availability(trie, flags)
+        available = {
+            item
+            for name, table in tables.items()
+            for item, ok in zip(table.item_ids, flags[name], strict=True)
+            if ok
+        }
+
+    def random_filters() -> ItemFilters | None:
+        pick = lambda n: set(rng.choice(every, size=min(n, len(every)), replace=False).tolist())  # noqa: E731
+        if kind == "allow":
+            return ItemFilters(allow=pick(len(every) // 2 + 1))
+        if kind == "deny":
+            return ItemFilters(deny=pick(len(every) // 3 + 1))
+        if kind == "both":
+            return ItemFilters(allow=pick(len(every) // 2 + 1), deny=pick(len(every) // 4 + 1))
+        return None
+
+    rows = 4
+    if kind == "per_request":
+        filters = [None, ItemFilters(deny=set(every[:3])), None, ItemFilters(allow=set(every[-4:]))]
+    else:
+        filters = [random_filters() for _ in range(rows)]
+    budget = 48
+    outputs = generate_mixed(
+        RandomLM(vocab, seed, open_bias=float(rng.uniform(2, 8))),
+        torch.from_numpy(rng.integers(0, vocab.base_size, (rows, 3))),
+        None,
+        trie,
+        allowed,
+        max_new_tokens=budget,
+        max_items=max_items,
+        do_sample=do_sample,
+        generator=torch.Generator().manual_seed(seed),
+        filters=filters,
+    )
+    for output, request_filters in zip(outputs, filters, strict=True):
+        assert len(output.token_ids) == budget
+        items = assert_well_formed(vocab, tables, output.token_ids, set(allowed))
+        assert len(items) == len(set(items)), f"an item named twice: {items}"
+        assert set(items) <= available
+        if request_filters is not None:
+            assert not set(items) & set(request_filters.deny)
+            if request_filters.allow is not None:
+                assert set(items) <= set(request_filters.allow)
+        assert max_items is None or len(items) <= max_items
+        assert [s.item_id for s in output.items] == items
+
+
+def test_an_exhausted_catalog_is_never_opened_again() -> None:
+    """Three items, an eager model: each named once, then only text (no span opened into nothing)."""
+    vocab = SIDVocab(6, {"a": [3, 2, 2]})
+    tables = random_sid_tables(vocab, {"a": 3}, seed=4)
+    trie = ItemTrie.build(vocab, tables)
+    model = RandomLM(vocab, 0, open_bias=30.0)
+    for distinct in (True, False):
+        output = generate_mixed(model, torch.tensor([[1]]), None, trie, ["a"], 60, distinct_items=distinct)[0]
+        items = assert_well_formed(vocab, tables, output.token_ids, {"a"})
+        if distinct:
+            assert sorted(items) == sorted(tables["a"].item_ids)
+            last_close = max(i for i, t in enumerate(output.token_ids) if t == vocab.close_id("a"))
+            assert all(vocab.describe(t)[0] == "text" for t in output.token_ids[last_close + 1 :])
+        else:
+            assert len(items) > 3  # the same items again: the model only wants to open spans
+
+
+def test_filters_apply_to_every_type_and_an_emptied_type_is_not_opened(vocab, tables, trie) -> None:
+    allow = set(tables["b"].item_ids[:2])  # no "a" item allowed at all
+    outputs = generate_mixed(
+        RandomLM(vocab, 3, open_bias=8.0),
+        torch.tensor([[1, 2], [3, 4]]),
+        None,
+        trie,
+        ["a", "b"],
+        max_new_tokens=40,
+        filters=[ItemFilters(allow=allow), ItemFilters(deny=set(tables["a"].item_ids))],
+    )
+    for output in outputs:
+        items = assert_well_formed(vocab, tables, output.token_ids, {"a", "b"})
+        assert all(tables["b"].contains(item) for item in items)
+        assert vocab.open_id("a") not in output.token_ids
+    assert set(assert_well_formed(vocab, tables, outputs[0].token_ids, {"b"})) == allow
+    with pytest.raises(ValueError, match="filters has 1 entries"):
+        generate_mixed(RandomLM(vocab, 0), torch.tensor([[1], [2]]), None, trie, ["a"], 4, filters=[None])
 
 
 def test_prompt_ending_inside_a_span_and_eos(vocab, tables, trie) -> None:
