@@ -120,6 +120,7 @@ class GenerateRequest:
     prompt: str
     max_new_tokens: int | None = None
     allowed_types: Sequence[str] | None = None
+    filters: ItemFilters | None = None
 
 
 Request = RecommendRequest | SearchRequest | DescribeUserRequest | GenerateRequest
@@ -394,6 +395,17 @@ class Neo:
                     f"take catalog item ids of types {self.entity_types} (see /v1/catalog)",
                 )
 
+    def _check_filters(self, filters: ItemFilters | None) -> None:
+        if filters is None:
+            return
+        if not isinstance(filters, ItemFilters):
+            raise NeoInputError(
+                "filters", f"must be a neo.decoding.filters.ItemFilters, got {type(filters).__name__}"
+            )
+        if filters.allow is not None:
+            self._check_items("filters.allow", list(filters.allow), self.limits.max_exclude, allow_empty=True)
+        self._check_items("filters.deny", list(filters.deny), self.limits.max_exclude, allow_empty=True)
+
     def validate(self, request: Request) -> None:
         """Raise `NeoInputError` naming the first invalid field; cheap (no model call)."""
         if isinstance(request, RecommendRequest):
@@ -401,22 +413,7 @@ class Neo:
             self._check_type("target_type", request.target_type)
             _check_k(request.k, self.limits)
             self._check_items("exclude", request.exclude or [], self.limits.max_exclude, allow_empty=True)
-            if request.filters is not None:
-                if not isinstance(request.filters, ItemFilters):
-                    raise NeoInputError(
-                        "filters",
-                        f"must be a neo.decoding.filters.ItemFilters, got {type(request.filters).__name__}",
-                    )
-                if request.filters.allow is not None:
-                    self._check_items(
-                        "filters.allow",
-                        list(request.filters.allow),
-                        self.limits.max_exclude,
-                        allow_empty=True,
-                    )
-                self._check_items(
-                    "filters.deny", list(request.filters.deny), self.limits.max_exclude, allow_empty=True
-                )
+            self._check_filters(request.filters)
             if request.discovery is not None and request.discovery not in FAMILIARITY:
                 raise NeoInputError(
                     "discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}"
@@ -433,6 +430,7 @@ class Neo:
             _check_max_new_tokens(request.max_new_tokens, self.limits)
             for position, entity_type in enumerate(request.allowed_types or []):
                 self._check_type(f"allowed_types[{position}]", entity_type)
+            self._check_filters(request.filters)
         else:
             raise TypeError(f"not a neo request: {type(request).__name__}")
 
@@ -542,6 +540,7 @@ class Neo:
                 allowed,
                 max_new_tokens=self._answer_budget(requests[0]),
                 eos_token_id=self.encoder.stop_ids,
+                filters=[getattr(r, "filters", None) for r in requests],
             )
         results = []
         for output in outputs:
@@ -639,7 +638,12 @@ class Neo:
         return self._run([DescribeUserRequest(history, max_new_tokens)])[0]
 
     def generate(
-        self, prompt: str, max_new_tokens: int | None = None, allowed_types: Sequence[str] | None = None
+        self,
+        prompt: str,
+        max_new_tokens: int | None = None,
+        allowed_types: Sequence[str] | None = None,
+        filters: ItemFilters | None = None,
     ) -> TextResult:
-        """Answer a free instruction (wrapped in the training chat format); items come out resolved."""
-        return self._run([GenerateRequest(prompt, max_new_tokens, allowed_types)])[0]
+        """Answer a free instruction (wrapped in the training chat format); items come out resolved,
+        distinct, and inside `filters` (allow/deny lists) when given."""
+        return self._run([GenerateRequest(prompt, max_new_tokens, allowed_types, filters)])[0]

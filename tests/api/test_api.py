@@ -230,3 +230,22 @@ def test_filters_restrict_the_answer(neo_model: Neo) -> None:
         neo_model.recommend(
             history_of(neo_model, 3), "artist", filters=ItemFilters(allow=[allowed[0], "nope"])
         )
+
+
+def test_generate_passes_each_request_its_filters(neo_model: Neo, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the decoder's own property tests prove filtered, distinct mixed answers; here: the API wires them
+    import neo.decoding.generate as generate_module
+
+    seen = {}
+    real = generate_module.generate_mixed
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "generate_mixed", spy)
+    allowed = ItemFilters(allow=neo_model.tables["show"].item_ids[:3])
+    answer = neo_model.generate("Name some shows.", max_new_tokens=8, allowed_types=["show"], filters=allowed)
+    assert seen["filters"] == [allowed] and isinstance(answer.text, str)
+    with pytest.raises(NeoInputError, match=r"filters.deny\[0\]: unknown item 'nope'"):
+        neo_model.generate("Name some shows.", filters=ItemFilters(deny=["nope"]))
