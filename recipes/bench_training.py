@@ -1,17 +1,22 @@
 """Benchmark: neo's training loop against the Hugging Face `Trainer`, same model, data and batch, one process.
 
-    neo run bench_training [bench.steps=30] [bench.micro_batch_size=16] [bench.pack_length=512]
+    neo run bench_training [bench.rounds=3] [bench.steps=10] [bench.pack_length=512]
 
 Three runs over the same short examples (a tiny Llama from `conf/model/tiny.yaml`'s shape):
 `hf_trainer` (padding to the longest row of each batch), `neo` (the same batches through DeepSpeed)
 and `neo_packed` (the examples packed into fixed rows, the same number of token slots per step).
-Throughput counts non-padding tokens only. Results go to `<output_dir>/bench_training.json`.
+Throughput counts non-padding tokens only. The three take turns `bench.rounds` times and each ratio is
+the median of the rounds' ratios: on a shared machine the load drifts, and runs close in time see
+about the same load. Results go to `<output_dir>/bench_training.json`, with every round's figures and
+the 1/5/15-minute load averages at the start and the end.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,40 +140,56 @@ def bench_neo(
     return {"tokens_per_s": float(np.mean([m["tokens_per_s"] for m in measured]))}
 
 
+CONTESTANTS = ("hf_trainer", "neo", "neo_packed")
+
+
+def one_round(
+    cfg: DictConfig, rows: datasets.Dataset, packed: datasets.Dataset, out: Path
+) -> dict[str, float]:
+    """Tokens/s of the three runs, one after another, each on a fresh model with the same seed."""
+    bench = cfg.bench
+    slots = bench.micro_batch_size * bench.max_length  # token slots of an unpacked batch at its longest
+    model = partial(tiny_model, cfg.model, bench.vocab_size, bench.seed)
+    return {
+        "hf_trainer": bench_hf_trainer(model(), rows, bench, out)["tokens_per_s"],
+        "neo": bench_neo(model(), rows, bench.micro_batch_size, bench, out / "neo")["tokens_per_s"],
+        "neo_packed": bench_neo(
+            model(), packed, max(1, slots // bench.pack_length), bench, out / "neo_packed"
+        )["tokens_per_s"],
+    }
+
+
 @hydra.main(config_path="pkg://neo.conf", config_name="bench_training", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     bench, out = cfg.bench, Path(cfg.output_dir)
+    if bench.steps % bench.warmup_steps:
+        raise ValueError(f"bench.steps ({bench.steps}) must be a multiple of bench.warmup_steps")
+    load_at_start = os.getloadavg()
     rows = short_examples(bench.examples, bench.vocab_size, bench.min_length, bench.max_length, bench.seed)
-    results = {
-        "hf_trainer": bench_hf_trainer(tiny_model(cfg.model, bench.vocab_size, bench.seed), rows, bench, out)
-    }
-    results["neo"] = bench_neo(
-        tiny_model(cfg.model, bench.vocab_size, bench.seed), rows, bench.micro_batch_size, bench, out / "neo"
-    )
     packed = pack(rows, bench.pack_length, pad_id=0)
-    slots = bench.micro_batch_size * bench.max_length  # token slots of an unpacked batch at its longest
-    results["neo_packed"] = bench_neo(
-        tiny_model(cfg.model, bench.vocab_size, bench.seed),
-        packed,
-        max(1, slots // bench.pack_length),
-        bench,
-        out / "neo_packed",
-    )
-    results["ratio_neo"] = results["neo"]["tokens_per_s"] / results["hf_trainer"]["tokens_per_s"]
-    results["ratio_neo_packed"] = (
-        results["neo_packed"]["tokens_per_s"] / results["hf_trainer"]["tokens_per_s"]
-    )
+    rounds = [one_round(cfg, rows, packed, out / f"round-{r}") for r in range(bench.rounds)]
+    results: dict[str, Any] = {
+        name: {"tokens_per_s": float(np.mean([r[name] for r in rounds]))} for name in CONTESTANTS
+    }
+    for name in ("neo", "neo_packed"):
+        # the median over rounds of the ratio within a round: runs close in time share the machine's load
+        results[f"ratio_{name}"] = float(np.median([r[name] / r["hf_trainer"] for r in rounds]))
+    results["rounds"] = rounds
     results["device"] = (
         torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
     )
+    results["load_average"] = {"start": load_at_start, "end": os.getloadavg()}
     write_json(out / "bench_training.json", results)
     log.info(
-        "tokens/s  hf_trainer %.0f | neo %.0f (x%.2f) | neo packed %.0f (x%.2f)",
+        "tokens/s  hf_trainer %.0f | neo %.0f (x%.2f) | neo packed %.0f (x%.2f) | %d rounds | load %.2f -> %.2f",
         results["hf_trainer"]["tokens_per_s"],
         results["neo"]["tokens_per_s"],
         results["ratio_neo"],
         results["neo_packed"]["tokens_per_s"],
         results["ratio_neo_packed"],
+        bench.rounds,
+        load_at_start[0],
+        results["load_average"]["end"][0],
     )
 
 

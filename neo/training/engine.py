@@ -3,8 +3,11 @@
 DeepSpeed owns what differs between setups (ZeRO sharding, bf16 master weights, gradient
 accumulation boundaries, clipping); this module owns what must not differ: the data order (a pure
 function of seed and step, so a resumed run sees exactly the batches the killed one would have),
-the learning-rate schedule, logging and checkpoint cadence. The optimizer is plain `torch.optim.AdamW`,
-so nothing is compiled at start-up on a CPU-only machine.
+the learning-rate schedule, logging and checkpoint cadence. The optimizer is `torch.optim.AdamW` (its
+fused kernel where torch has one, as in the HF Trainer's default `adamw_torch_fused`), so nothing is
+compiled at start-up on a CPU-only machine. DeepSpeed is handed `LabelledPositionsLoss(model)`, which
+applies the output head at labelled positions only and keeps packed examples' attention within each
+example without masking (`neo/training/loss.py`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from neo.io import write_jsonl
 from neo.model.sid_rows import SplitEmbedding, merge_sid_rows, split_sid_rows
 from neo.training.checkpoint import STATES_DIR, latest_state, prune_states, state_dir
+from neo.training.loss import IGNORE_INDEX, LabelledPositionsLoss
 
-IGNORE_INDEX = -100
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 SHM_COMM_OP = "deepspeed_shm_comm"
 METRICS_FILE = "metrics.jsonl"
 
@@ -155,6 +159,20 @@ def deepspeed_config(zero: Mapping[str, Any], settings: TrainSettings, world_siz
     }
 
 
+def adamw(groups: list[dict[str, Any]], settings: TrainSettings, device_type: str) -> torch.optim.AdamW:
+    """AdamW over `groups`, fused where torch has the kernel (floating-point parameters on CPU or CUDA).
+
+    The fused kernel updates every tensor of a group in one pass instead of a chain of per-op loops;
+    the HF Trainer's default (`adamw_torch_fused`) does the same. It is decided here because torch
+    checks devices and dtypes only at the first `step`. DeepSpeed's ZeRO and bf16 optimizers step this
+    optimizer on fp32 master partitions on the same device, so the choice holds under them too.
+    """
+    fused = device_type in FUSED_ADAMW_DEVICES and all(
+        torch.is_floating_point(p) for group in groups for p in group["params"]
+    )
+    return torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, fused=fused)
+
+
 class Engine:
     """Train one stage's model on tokenised rows; resumable; writes `<stage dir>/metrics.jsonl`."""
 
@@ -193,20 +211,25 @@ class Engine:
             {"params": decay, "weight_decay": settings.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(
-            [g for g in groups if g["params"]], lr=settings.lr, betas=settings.betas
+        optimizer = adamw(
+            [g for g in groups if g["params"]], settings, "cuda" if torch.cuda.is_available() else "cpu"
         )
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, warmup, self.total_steps, settings.min_lr_ratio)
         )
         self.engine, _, _, _ = deepspeed.initialize(
-            model=model,
+            model=LabelledPositionsLoss(model),
             optimizer=optimizer,
             lr_scheduler=schedule,
             config=deepspeed_config(zero, settings, self.world),
         )
         self.metrics: list[dict[str, Any]] = []
         self._epoch_order: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
+
+    @property
+    def model(self) -> PreTrainedModel:
+        """The model being trained (under DeepSpeed's engine and the loss wrapper; may be a PEFT model)."""
+        return self.engine.module.model
 
     # ----- data order -----------------------------------------------------------------------------
     def micro_batches(self, step: int) -> list[list[int]]:
@@ -247,10 +270,10 @@ class Engine:
                     [{k: columns[k][i] for k in columns} for i in range(len(indices))], self.pad_id
                 )
                 window_tokens += int(batch.pop("real_tokens"))
-                output = self.engine(**{k: v.to(device) for k, v in batch.items()}, use_cache=False)
-                self.engine.backward(output.loss)
+                loss = self.engine(**{k: v.to(device) for k, v in batch.items()})
+                self.engine.backward(loss)
                 self.engine.step()
-                window_loss += float(output.loss.detach()) / self.settings.grad_accum
+                window_loss += float(loss.detach()) / self.settings.grad_accum
             window_steps += 1
             done = step + 1
             if done % self.settings.log_every == 0 or done == self.total_steps:
@@ -317,7 +340,7 @@ class Engine:
 
         Under ZeRO-3 the shards are gathered into a fresh copy of the model built from its config.
         """
-        module = self.engine.module
+        module = self.model
         if self.zero_stage == 3:
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
                 state = (

@@ -9,7 +9,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neo.training import Engine, TrainSettings, collate, lr_factor, prepare_for_stage
+from neo.tasks import pack
+from neo.training import Engine, LabelledPositionsLoss, TrainSettings, collate, lr_factor, prepare_for_stage
+from neo.training.engine import adamw
 
 ZERO0 = {"stage": 0}
 
@@ -65,6 +67,43 @@ def test_instruct_changes_every_parameter(make_tiny, make_rows, tmp_path):
     unchanged = [name for name, old in before.items() if torch.equal(after[name], old)]
     assert unchanged == []
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_engine_trains_the_hf_loss_selectively_with_fused_adamw(make_tiny, make_rows, tmp_path, packed):
+    model, tokenizer, vocab = make_tiny()
+    reference = copy.deepcopy(model)
+    rows = make_rows(vocab.base_size, vocab.total_size, 24)
+    if packed:
+        rows = pack(rows, 48, pad_id=0)
+    engine = Engine(
+        prepare_for_stage(model, vocab, {"trainable": "full"}),
+        rows,
+        tmp_path,
+        settings(max_steps=1),
+        ZERO0,
+        0,
+        progress=False,
+    )
+    wrapper = engine.engine.module
+    assert isinstance(wrapper, LabelledPositionsLoss) and wrapper.selective and wrapper.packed_attention
+    assert engine.model is model
+    assert all(group["fused"] for group in engine.engine.optimizer.param_groups)
+    batch = collate([rows[i] for i in engine.micro_batches(0)[0]], pad_id=0)
+    del batch["real_tokens"]
+    assert ("position_ids" in batch) == packed
+    expected = reference(**batch, use_cache=False).loss.item()
+    [record] = engine.train()
+    assert record["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_adamw_is_fused_only_where_torch_has_the_kernel():
+    def fused(dtype: torch.dtype, device_type: str) -> bool:
+        parameter = torch.nn.Parameter(torch.zeros(2, dtype=dtype), requires_grad=dtype.is_floating_point)
+        return adamw([{"params": [parameter]}], settings(), device_type).param_groups[0]["fused"]
+
+    assert fused(torch.float32, "cpu") and fused(torch.bfloat16, "cuda")
+    assert not fused(torch.float32, "xla") and not fused(torch.int64, "cpu")
 
 
 def test_packed_rows_do_not_attend_across_examples(make_tiny):
