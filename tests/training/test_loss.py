@@ -114,39 +114,25 @@ def test_packed_rows_attend_blockwise_within_examples(tied, monkeypatch):
     assert model.config._attn_implementation == "sdpa"  # switched for the forward only
 
 
+def small_config(model_type: str, **overrides):
+    """A 2-layer, 32-wide config of any architecture (2 KV heads), seeded for the weights built from it."""
+    torch.manual_seed(0)
+    shape = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=2, num_key_value_heads=2)
+    return AutoConfig.for_model(model_type, **{**shape, **overrides})
+
+
 @pytest.mark.parametrize("model_type", sorted(SELECTIVE_MODEL_TYPES))
 def test_every_selective_model_type_matches_on_packed_rows(model_type, monkeypatch):
     """GQA (4 query heads, 2 KV heads); mistral and olmo3 pass a sliding window longer than any example."""
     monkeypatch.setattr(neo.training.loss, "sdpa_attention_forward", no_sdpa_fallback)
-    torch.manual_seed(0)
-    config = AutoConfig.for_model(
-        model_type,
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    config = small_config(model_type, num_attention_heads=4, head_dim=8, pad_token_id=0, bos_token_id=1,
+                          eos_token_id=2)
     assert_same_loss_and_gradients(AutoModelForCausalLM.from_config(config), packed_batch())
 
 
 def test_a_sliding_window_shorter_than_an_example_takes_sdpa():
-    torch.manual_seed(0)
-    config = AutoConfig.for_model(
-        "mistral",
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        sliding_window=3,
-    )
+    config = small_config("mistral", sliding_window=3)
     assert_same_loss_and_gradients(AutoModelForCausalLM.from_config(config), packed_batch())
 
 
