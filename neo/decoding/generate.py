@@ -74,6 +74,7 @@ def generate_mixed(
     leave no item below it, the prompt's span counts as text). `filters`: one `ItemFilters` for every
     prompt or one per prompt; item ids in `allow`/`deny` may be of any type, and a type with no allowed
     item left is never opened. `distinct_items`: an answer never names the same item twice (default).
+    A span is only opened while the token budget can still close it, so no answer ends inside a span.
     """
     batch, device = input_ids.shape[0], input_ids.device
     if max_new_tokens < 1:
@@ -116,8 +117,13 @@ def generate_mixed(
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     pad = int(eos[0]) if eos.numel() else 0
     generated = []
+    # a span must close inside the budget: near the end, types whose span no longer fits cannot be opened
+    span_length = {trie.type_index(t): block.levels + 2 for t, block in trie.vocab.blocks.items()}
     for step in range(max_new_tokens):
         logits = logits.float()
+        unfit = sum(1 << t for t, length in span_length.items() if length > max_new_tokens - step)
+        if unfit:
+            state = dataclasses.replace(state, open_types=state.open_types & ~unfit)
         candidates = constrain(logits, state, trie, all_bits, bans)
         tokens = pick_tokens(logits, candidates, state, trie, do_sample, temperature, generator)
         tokens = torch.where(finished, pad, tokens)

@@ -28,8 +28,7 @@ def assert_well_formed(vocab: SIDVocab, tables: dict, token_ids: list[int], allo
             assert entity_type in allowed
             levels = vocab.block(entity_type).levels
             span = token_ids[position : position + levels + 2]
-            if len(span) < levels + 2:  # the budget ran out mid-span
-                break
+            assert len(span) == levels + 2, f"the answer ends inside a span: {token_ids}"
             codes = []
             for level, token in enumerate(span[1:-1]):
                 described = vocab.describe(token)
@@ -72,21 +71,22 @@ class RandomLM(torch.nn.Module):
     types=st.sampled_from([["a"], ["b"], ["a", "b"]]),
     max_items=st.sampled_from([None, 0, 1, 3]),
     do_sample=st.booleans(),
+    budget=st.integers(1, 24),
 )
-def test_mixed_generation_guarantees(vocab, tables, trie, seed, types, max_items, do_sample) -> None:
+def test_mixed_generation_guarantees(vocab, tables, trie, seed, types, max_items, do_sample, budget) -> None:
     outputs = generate_mixed(
         RandomLM(vocab, seed),
         torch.tensor([[1, 2], [3, 4], [5, 6]]),
         None,
         trie,
         types,
-        max_new_tokens=24,
+        max_new_tokens=budget,
         max_items=max_items,
         do_sample=do_sample,
         generator=torch.Generator().manual_seed(seed),
     )
     for output in outputs:
-        assert len(output.token_ids) == 24
+        assert len(output.token_ids) == budget
         items = assert_well_formed(vocab, tables, output.token_ids, set(types))
         opened = sum(vocab.describe(t)[0] == "open" for t in output.token_ids)
         assert max_items is None or opened <= max_items
