@@ -9,11 +9,9 @@ from hypothesis import strategies as st
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
-    Gemma2Config,
     Gemma2ForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
-    LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
 )
@@ -31,18 +29,16 @@ VOCAB = 300
 BASE = 260  # rows [BASE, VOCAB) play the SID rows
 
 
-def tiny_llama(tied: bool = True) -> LlamaForCausalLM:
+def small_config(model_type: str, **overrides):
+    """A 2-layer, 32-wide config of any architecture (2 KV heads), seeded for the weights built from it."""
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        tie_word_embeddings=tied,
-    )
-    return LlamaForCausalLM(config)
+    shape = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=2, num_key_value_heads=2)
+    return AutoConfig.for_model(model_type, **{**shape, **overrides})
+
+
+def tiny_llama(tied: bool = True) -> LlamaForCausalLM:
+    return LlamaForCausalLM(small_config("llama", tie_word_embeddings=tied))
 
 
 def padded_batch(rows: int = 3, length: int = 14) -> dict[str, torch.Tensor]:
@@ -114,14 +110,6 @@ def test_packed_rows_attend_blockwise_within_examples(tied, monkeypatch):
     assert model.config._attn_implementation == "sdpa"  # switched for the forward only
 
 
-def small_config(model_type: str, **overrides):
-    """A 2-layer, 32-wide config of any architecture (2 KV heads), seeded for the weights built from it."""
-    torch.manual_seed(0)
-    shape = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                 num_attention_heads=2, num_key_value_heads=2)
-    return AutoConfig.for_model(model_type, **{**shape, **overrides})
-
-
 @pytest.mark.parametrize("model_type", sorted(SELECTIVE_MODEL_TYPES))
 def test_every_selective_model_type_matches_on_packed_rows(model_type, monkeypatch):
     """GQA (4 query heads, 2 KV heads); mistral and olmo3 pass a sliding window longer than any example."""
@@ -186,17 +174,7 @@ def test_selective_loss_matches_a_lora_model_with_trainable_sid_tokens():
 
 
 def tiny_gemma2() -> Gemma2ForCausalLM:
-    config = Gemma2Config(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=16,
-        intermediate_size=64,
-        final_logit_softcapping=30.0,
-    )
-    return Gemma2ForCausalLM(config)
+    return Gemma2ForCausalLM(small_config("gemma2", head_dim=16, final_logit_softcapping=30.0))
 
 
 def tiny_gpt2() -> GPT2LMHeadModel:
