@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -33,10 +34,17 @@ from neo.decoding.generate import ItemSegment, MixedOutput, generate_mixed
 from neo.decoding.trie import ItemTrie
 from neo.tasks.base import TaskContext
 from neo.tasks.encoding import PromptEncoder
-from neo.tasks.prompts import profile_prompt, recommend_prompt, recsplain_prompt, search_prompt
+from neo.tasks.prompts import (
+    profile_prompt,
+    rec_sequence_continuation,
+    recommend_prompt,
+    recsplain_prompt,
+    search_prompt,
+)
 from neo.tasks.search import queries as search_queries
 
 log = logging.getLogger(__name__)
+REC_PROMPTS = ("recommend", "sequence")
 
 
 @dataclass
@@ -54,6 +62,9 @@ class EvalSettings:
     max_new_tokens: int = 64
     latency_beams: tuple[int, ...] = (10, 30)
     seed: int = 0
+    # "recommend": the recommend task's prompt; "sequence": continue the user's history in the
+    # rec_sequence layout (for types that history lines hold), for models trained mostly on rec_sequence.
+    rec_prompt: str = "recommend"
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> EvalSettings:
@@ -64,6 +75,8 @@ class EvalSettings:
         for key in ("ks", "latency_beams"):
             if key in options:
                 options[key] = tuple(int(v) for v in options[key])
+        if options.get("rec_prompt", "recommend") not in REC_PROMPTS:
+            raise ValueError(f"eval.settings.rec_prompt must be one of {REC_PROMPTS}, got {options['rec_prompt']!r}")
         return cls(**options)
 
 
@@ -139,13 +152,24 @@ class ModelEvaluator:
         wanted = {u: t for u, t in wanted.items() if t in self.ctx.span}
         return {u: wanted[u] for u in self.sample(list(wanted), self.settings.max_users)}
 
+    def rec_prompt(self, history: Sequence[Any], entity_type: str, k: int) -> str:
+        """The recommendation prompt that `settings.rec_prompt` asks for; the recommend prompt for
+        target types that no history line holds (a continuation would name the wrong type)."""
+        if self.settings.rec_prompt == "sequence" and history and entity_type in self.history_types:
+            return rec_sequence_continuation(history, chat=self.ctx.chat, style=self.ctx.style)
+        return recommend_prompt(history, entity_type, k, "ids", chat=self.ctx.chat, style=self.ctx.style)
+
+    @cached_property
+    def history_types(self) -> set[str]:
+        """Entity types of the items that users interact with (the types a history line can name)."""
+        return {self.ctx.type_of[x.item] for u in self.ctx.train_users for x in self.ctx.train_history(u)}
+
     def recommendation(self, split: Split, entity_type: str, users: Mapping[str, str], part: str = "test"
                        ) -> dict[str, float]:
         k = max(self.settings.ks)
         ranks: list[int] = []
         for batch in self._batches(list(users), f"rec {entity_type}"):
-            prompts = [recommend_prompt(self.history(split.history(part, u)), entity_type, k, "ids",
-                                        chat=self.ctx.chat, style=self.ctx.style) for u in batch]
+            prompts = [self.rec_prompt(self.history(split.history(part, u)), entity_type, k) for u in batch]
             for user, ranked in zip(batch, self.top_items(prompts, [entity_type] * len(batch), k), strict=True):
                 ranks.append(ranked.index(users[user]) if users[user] in ranked else 1 << 30)
         return {**rank_metrics(ranks, self.settings.ks), "n": len(ranks)}

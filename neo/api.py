@@ -39,12 +39,14 @@ from neo.tasks.prompts import (
     HistoryStyle,
     generic_prompt,
     profile_prompt,
+    rec_sequence_continuation,
     recommend_prompt,
     search_prompt,
 )
 from neo.vocab import SIDVocab
 
 NEO_META_FILE = "neo.json"
+REC_PROMPTS = ("recommend", "sequence")
 CHECKPOINT_CATALOG_DIR = "catalog"
 
 
@@ -205,6 +207,10 @@ def find_catalog(directory: Path, meta: Mapping[str, Any]) -> Path:
     )
 
 
+def _item_id(entry: str | HistoryEntry) -> str:
+    return entry.item if isinstance(entry, HistoryEntry) else entry
+
+
 def _nested(raw: Mapping[str, Any], *keys: str) -> Any:
     for key in keys:
         if not isinstance(raw, Mapping):
@@ -281,7 +287,10 @@ class Neo:
         limits: Limits | None = None,
         beam_width: int = 30,
         max_new_tokens: int = 128,
+        rec_prompt: str = "recommend",
     ):
+        if rec_prompt not in REC_PROMPTS:
+            raise ValueError(f"rec_prompt must be one of {REC_PROMPTS}, got {rec_prompt!r}")
         if len(tokenizer) != vocab.total_size:
             raise ValueError(
                 f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
@@ -298,6 +307,7 @@ class Neo:
         self.chat = chat or ChatFormat.from_tokenizer(tokenizer)
         self.style = style
         self.prompt_history = dict(prompt_history or {})
+        self.rec_prompt = rec_prompt
         self.encoder = PromptEncoder(tokenizer, self.chat)
         self.vocab = vocab
         self.tables = dict(tables)
@@ -319,8 +329,13 @@ class Neo:
         limits: Limits | None = None,
         beam_width: int = 30,
         max_new_tokens: int = 128,
+        rec_prompt: str | None = None,
     ) -> Neo:
-        """Load a checkpoint directory (see docs/serving.md for what it must contain)."""
+        """Load a checkpoint directory (see docs/serving.md for what it must contain).
+
+        `rec_prompt` (recommend | sequence): how recommendations are asked; None takes the layout the
+        checkpoint's pipeline was evaluated with (`eval.settings.rec_prompt`), else `recommend`.
+        """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         directory = Path(directory)
@@ -343,9 +358,11 @@ class Neo:
         tasks_cfg = _nested(meta, "config", "tasks") or {}
         prompt_history = {
             task: int(n)
-            for task in ("recommend", "profile")
+            for task in ("recommend", "rec_sequence", "profile")
             if (n := _nested(tasks_cfg, "tasks", task, "max_history"))
         }
+        if rec_prompt is None:
+            rec_prompt = _nested(meta, "config", "eval", "settings", "rec_prompt") or "recommend"
         return cls(
             model,
             tokenizer,
@@ -358,6 +375,7 @@ class Neo:
             limits=limits,
             beam_width=beam_width,
             max_new_tokens=max_new_tokens,
+            rec_prompt=rec_prompt,
         )
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -387,7 +405,7 @@ class Neo:
         if len(items) > max_items:
             raise NeoInputError(name, f"has {len(items)} items; the limit is {max_items}")
         for position, entry in enumerate(items):
-            item_id = entry.item if isinstance(entry, HistoryEntry) else entry
+            item_id = _item_id(entry)
             if not isinstance(item_id, str) or item_id not in self.records:
                 raise NeoInputError(
                     f"{name}[{position}]",
@@ -450,9 +468,23 @@ class Neo:
                 lines.append(HistoryLine(self.item(entry).sid))
         return lines
 
+    def _continues_sequence(self, request: RecommendRequest) -> bool:
+        """Whether a recommendation is asked as the next line of the history (rec_sequence layout):
+        only for checkpoints set to it, targets that the history itself holds, and no discovery control
+        (that layout has no place for one)."""
+        return (
+            self.rec_prompt == "sequence"
+            and request.discovery is None
+            and any(self.records[_item_id(entry)][0] == request.target_type for entry in request.history)
+        )
+
     def _prompt(self, request: Request) -> str:
         """The exact training-time prompt of a request (neo.tasks.prompts builders, the chat format)."""
         if isinstance(request, RecommendRequest):
+            if self._continues_sequence(request):
+                return rec_sequence_continuation(
+                    self._history(request.history, "rec_sequence"), chat=self.chat, style=self.style
+                )
             return recommend_prompt(
                 self._history(request.history, "recommend"),
                 request.target_type,

@@ -42,12 +42,21 @@ class SASRecConfig:
     patience: int = 10
     """Epochs without a better validation NDCG@10 before training stops (the best epoch is kept)."""
     seed: int = 0
+    device: str = "cpu"
+    """cpu | cuda | auto (cuda when available). Scores always come back on the CPU."""
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"SASRec: hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.max_len < 2:
             raise ValueError(f"SASRec: max_len must be >= 2, got {self.max_len}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"SASRec: device must be cpu, cuda or auto, got {self.device!r}")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
 
 class _Block(nn.Module):
@@ -156,7 +165,8 @@ class SASRec(Recommender):
         cfg = self.config
         generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.model = SASRecModel(self.n_items, cfg)
+        self.device = cfg.torch_device()
+        self.model = SASRecModel(self.n_items, cfg).to(self.device)
         # Each sequence predicts its own next item at every position: inputs seq[:-1], labels seq[1:].
         train = [seq[-(cfg.max_len + 1) :] for seq in histories if len(seq) >= 2]
         if not train:
@@ -171,7 +181,7 @@ class SASRec(Recommender):
             total, count = 0.0, 0
             for batch_rows in _length_bucketed_batches(lengths, cfg.batch_size, generator):
                 batch = [train[i] for i in batch_rows]
-                tokens = _left_pad(batch, cfg.max_len + 1)
+                tokens = _left_pad(batch, cfg.max_len + 1).to(self.device)
                 inputs, labels = tokens[:, :-1], tokens[:, 1:]
                 hidden = self.model(inputs)
                 real = labels != PAD
@@ -217,9 +227,9 @@ class SASRec(Recommender):
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
         was_training = self.model.training
         self.model.eval()
-        hidden = self.model(_left_pad(histories, self.config.max_len))[:, -1]
+        hidden = self.model(_left_pad(histories, self.config.max_len).to(self.device))[:, -1]
         self.model.train(was_training)
-        return self.model.item_logits(hidden)
+        return self.model.item_logits(hidden).float().cpu()
 
     def summary(self) -> dict:
         """Config, epochs run and the best epoch, for benchmark reports."""

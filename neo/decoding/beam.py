@@ -111,7 +111,10 @@ def beam_search_items(
         candidate_logits = logits.gather(
             1, (start.unsqueeze(1) + window).clamp(max=logits.shape[1] - 1)
         ).float()
-        allowed = (all_bits[row_table * trie.n_nodes + node].long().unsqueeze(2) >> shifts) & 1
+        # rows past their type's last level hold a leaf id, which may exceed the node count: they read
+        # any valid row (their candidates are replaced by `keep` below, their node is kept as it is)
+        lookup = row_table * trie.n_nodes + node.clamp(max=trie.n_nodes - 1)
+        allowed = (all_bits[lookup].long().unsqueeze(2) >> shifts) & 1
         allowed = allowed.view(rows, trie.window).bool()
         if score_mode == "full":
             log_probs = candidate_logits - torch.logsumexp(logits.float(), dim=1, keepdim=True)
@@ -129,7 +132,8 @@ def beam_search_items(
             rows
         )
         code = (flat % trie.window).view(rows)
-        node = torch.where(live[source], trie.child(node[source], code), node[source])
+        parent = node[source]
+        node = torch.where(live[source], trie.child(parent.clamp(max=trie.n_nodes - 1), code), parent)
         if level + 1 == max_levels:
             break
         tokens = torch.where(live[source], start[source] + code, trie.close_ids[row_type])

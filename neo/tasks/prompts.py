@@ -564,6 +564,21 @@ def rec_sequence_prompt(*, chat: ChatFormat = PLAIN, template: int | str = 0, po
     return chat.wrap(_instruction("rec_sequence", template, pool))
 
 
+def rec_sequence_continuation(
+    history: Sequence[HistoryLine | str],
+    *,
+    chat: ChatFormat = PLAIN,
+    template: int | str = 0,
+    style: HistoryStyle = DEFAULT_STYLE,
+) -> str:
+    """A `rec_sequence` answer cut right before its next line: next-item prediction in the exact
+    layout that `rec_sequence` trains at every position (SASRec's formulation), for models trained
+    mostly on it. `history` must not be empty."""
+    if not history:
+        raise ValueError("rec_sequence_continuation needs at least one history line")
+    return f"{rec_sequence_prompt(chat=chat, template=template)}{history_block(history, style)}\n"
+
+
 def align_prompt(
     subtask: str,
     entity_type: str,

@@ -21,7 +21,7 @@ from neo.api import (
     TextResult,
 )
 from neo.decoding.filters import ItemFilters
-from neo.tasks.prompts import HistoryLine, profile_prompt, recommend_prompt
+from neo.tasks.prompts import HistoryLine, profile_prompt, rec_sequence_continuation, recommend_prompt
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +206,34 @@ def test_prompts_are_the_training_builders_output(neo_model: Neo) -> None:
     )
     assert neo_model._prompt(request) == expected
     assert neo_model.chat.prefix in expected and expected.endswith(neo_model.chat.suffix)
+
+
+def test_sequence_checkpoints_ask_for_the_next_history_line(neo_model: Neo) -> None:
+    """rec_prompt="sequence": a recommendation is the next line of the history (rec_sequence layout),
+    unless the target type is not in the history or a discovery control is asked for."""
+    history = history_of(neo_model, 4)
+    lines = [HistoryLine(neo_model.item(i).sid) for i in history]
+    neo_model.rec_prompt = "sequence"
+    try:
+        assert neo_model._prompt(RecommendRequest(history, "episode", k=3)) == rec_sequence_continuation(
+            lines, chat=neo_model.chat, style=neo_model.style
+        )
+        assert neo_model._prompt(RecommendRequest(history, "show", k=3)) == recommend_prompt(
+            lines, "show", 3, "ids", chat=neo_model.chat, style=neo_model.style
+        )
+        assert neo_model._prompt(RecommendRequest(history, "episode", k=3, discovery="familiar")) == (
+            recommend_prompt(lines, "episode", 3, "ids", "familiar", chat=neo_model.chat, style=neo_model.style)
+        )
+        items = neo_model.recommend(history, "episode", k=5)
+    finally:
+        neo_model.rec_prompt = "recommend"
+    assert len({i.item_id for i in items}) == 5
+    assert_valid_items(neo_model, items, "episode")
+
+
+def test_unknown_rec_prompt_is_refused(random_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="rec_prompt must be one of"):
+        Neo.from_pretrained(random_checkpoint, rec_prompt="chat")
 
 
 def test_history_is_cut_to_the_trained_length(neo_model: Neo) -> None:

@@ -11,6 +11,9 @@ from neo.decoding.beam import beam_search_items
 from neo.decoding.filters import ItemFilters
 from neo.decoding.synthetic import random_sid_tables, tiny_llama
 from neo.decoding.trie import ItemTrie
+from neo.vocab import SIDVocab
+
+from .conftest import BigramLM
 
 
 def brute_force(bigram, vocab, table, previous: int, mode: str) -> dict[str, float]:
@@ -108,3 +111,16 @@ def test_argument_errors(bigram, trie) -> None:
         beam_search_items(bigram, torch.tensor([[1, 0]]), torch.tensor([[1, 0]]), trie, ["a"], k=3)
     with pytest.raises(KeyError, match="unknown entity type"):
         beam_search_items(bigram, torch.tensor([[1]]), None, trie, ["zzz"], k=3)
+
+
+def test_mixed_depths_when_items_outnumber_trie_nodes() -> None:
+    """A request past its last level holds a leaf id, which can exceed the node count: no lookup with it."""
+    vocab = SIDVocab(8, {"a": [40, 40], "b": [3, 3, 3]})
+    tables = random_sid_tables(vocab, {"a": 900, "b": 20}, seed=4)
+    trie = ItemTrie.build(vocab, tables)
+    assert len(tables["a"]) > trie.n_nodes
+    model = BigramLM(vocab.total_size, seed=5)
+    together = beam_search_items(model, torch.tensor([[1], [2], [3]]), None, trie, ["a", "b", "a"], k=4)
+    for row, entity_type in enumerate(["a", "b", "a"]):
+        alone = beam_search_items(model, torch.tensor([[row + 1]]), None, trie, [entity_type], k=4)
+        assert together[row] == alone[0]

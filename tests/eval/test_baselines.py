@@ -66,7 +66,11 @@ def _cyclic_histories(n_items: int, n_users: int, length: int, seed: int) -> lis
     return [[f"i{(s + t) % n_items}" for t in range(length)] for s in starts]
 
 
-def test_sasrec_learns_a_sequential_pattern_that_popularity_cannot() -> None:
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))],
+)
+def test_sasrec_learns_a_sequential_pattern_that_popularity_cannot(device: str) -> None:
     n_items = 20
     items = [f"i{i}" for i in range(n_items)]
     sequences = _cyclic_histories(n_items, 160, 7, seed=0)
@@ -74,7 +78,8 @@ def test_sasrec_learns_a_sequential_pattern_that_popularity_cannot() -> None:
     valid = (train, [s[-2] for s in sequences])
     test_histories, test_targets = [s[:-1] for s in sequences], [s[-1] for s in sequences]
     config = SASRecConfig(
-        hidden=32, blocks=1, heads=1, max_len=8, dropout=0.1, lr=1e-2, batch_size=32, max_epochs=8, patience=2
+        hidden=32, blocks=1, heads=1, max_len=8, dropout=0.1, lr=1e-2, batch_size=32, max_epochs=8, patience=2,
+        device=device,
     )
     sasrec = SASRec(items, config, progress=False).fit(train, valid)
     popularity = Popularity(items).fit(train)
@@ -101,3 +106,5 @@ def test_sasrec_keeps_the_best_validation_epoch() -> None:
 def test_sasrec_config_checks_shapes() -> None:
     with pytest.raises(ValueError, match="divisible by heads"):
         SASRecConfig(hidden=30, heads=4)
+    with pytest.raises(ValueError, match="device must be cpu, cuda or auto"):
+        SASRecConfig(device="tpu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neo.tasks.encoding import PromptEncoder
 from neo.tasks.pipeline import (
     IGNORE_INDEX,
     block_causal_mask,
@@ -22,6 +25,7 @@ from neo.tasks.pipeline import (
     task_examples,
     tokenize_examples,
 )
+from neo.tasks.prompts import rec_sequence_continuation, rec_sequence_prompt, templates
 
 
 def test_mixture_counts_exact():
@@ -151,3 +155,32 @@ def test_training_dataset_is_cached_by_inputs(ctx, plain_tokenizer, tasks_cfg, t
     )
     assert len(list(tmp_path.iterdir())) == 2
     assert set(first.column_names) == {"input_ids", "labels", "attention_mask", "position_ids"}
+
+
+def test_sequence_continuation_is_a_prefix_of_the_rec_sequence_rows(ctx, plain_tokenizer):
+    """Next-item prompts in the rec_sequence layout are token-for-token what training saw before line j."""
+    tokenizer, vocab = plain_tokenizer
+    encoder = PromptEncoder(tokenizer, ctx.chat)
+    examples = task_examples(ctx, "rec_sequence", {}, seed=0)
+    rows = tokenize_examples(examples, tokenizer, 10_000, vocab=vocab)
+    checked = 0
+    for example, row in zip(examples, rows, strict=True):
+        meta = json.loads(example["meta"])
+        template = next(
+            t for t in range(len(templates("rec_sequence")))
+            if rec_sequence_prompt(chat=ctx.chat, template=t) == example["prompt"]
+        )
+        lines = ctx.lines(ctx.train_history(meta["user"]))
+        assert len(lines) == len(meta["items"])  # whole history: the fixture's users are short
+        for j in range(1, len(lines)):
+            prompt = rec_sequence_continuation(lines[:j], chat=ctx.chat, template=template, style=ctx.style)
+            ids = encoder.encode([prompt])[0]
+            assert row["input_ids"][: len(ids)] == ids
+            assert row["labels"][len(ids)] == vocab.open_id(ctx.type_of[meta["items"][j]])
+            checked += 1
+    assert checked >= 10
+
+
+def test_sequence_continuation_needs_history(ctx):
+    with pytest.raises(ValueError, match="at least one history line"):
+        rec_sequence_continuation([], chat=ctx.chat)
