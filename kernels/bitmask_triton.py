@@ -28,10 +28,12 @@ def _apply_bitmask_kernel(
     row = tl.load(index_ptr + program_row) if HAS_INDEX else program_row
     tokens = tl.program_id(1) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     in_vocab = tokens < vocab
+    # 64-bit offsets: rows x vocabulary can pass 2^31 elements
+    row = row.to(tl.int64)
     word = tl.load(bitmask_ptr + row * bitmask_stride + (tokens >> 5), mask=in_vocab, other=0)
     banned = ((word >> (tokens & 31)) & 1) == 0
     neg = tl.full([BLOCK_SIZE], float("-inf"), logits_ptr.dtype.element_ty)
-    tl.store(logits_ptr + row * stride_row + tokens * stride_col, neg, mask=in_vocab & banned)
+    tl.store(logits_ptr + row * stride_row + tokens.to(tl.int64) * stride_col, neg, mask=in_vocab & banned)
 
 
 def apply_token_bitmask_triton_(

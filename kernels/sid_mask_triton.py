@@ -63,7 +63,9 @@ def _sid_mask_kernel(
     allowed = tl.where(mode == DONE_MODE, (tokens == start).to(tl.int32), allowed)
     allowed = tl.where(mode == UNCONSTRAINED_MODE, 1, allowed)
     neg = tl.full([BLOCK_SIZE], float("-inf"), logits_ptr.dtype.element_ty)
-    tl.store(logits_ptr + row * stride_row + tokens * stride_col, neg, mask=in_vocab & (allowed == 0))
+    # 64-bit offsets: rows x vocabulary passes 2^31 elements at e.g. 15k beam rows x 150k tokens
+    offsets = row.to(tl.int64) * stride_row + tokens.to(tl.int64) * stride_col
+    tl.store(logits_ptr + offsets, neg, mask=in_vocab & (allowed == 0))
 
 
 def sid_mask_triton_(

@@ -277,7 +277,8 @@ class Engine:
             window_steps += 1
             done = step + 1
             if done % self.settings.log_every == 0 or done == self.total_steps:
-                stats = torch.tensor([window_loss, float(window_tokens)], dtype=torch.float64)
+                # on the engine's device: NCCL (the GPU backend) reduces only CUDA tensors
+                stats = torch.tensor([window_loss, float(window_tokens)], dtype=torch.float64, device=device)
                 dist.all_reduce(stats)
                 elapsed = time.perf_counter() - window_start
                 record = {
