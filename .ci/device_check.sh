@@ -3,12 +3,17 @@
 # what the machine lacks) and `.devdata` (amazon14_beauty) carried along:
 #   bash .ci/device_check.sh
 # Parts (each independent; one failing does not stop the others), logs under $OUT:
-#   install  carried wheels into /tmp/site, neo mapped onto the travelled tree; versions   -> check.log
-#   kernels  tests/kernels/test_kernels_cuda.py (compiled Triton vs torch, CUDA vs CPU)   -> kernels.log
-#   bench    the decoding benchmark's measurements on the GPU                            -> bench_decoding.{log,json}
-#   beauty   `neo run pipeline experiment=beauty` on the GPU                             -> beauty.log, beauty_*.{json,jsonl,md}
+#   install      carried wheels into /tmp/site, neo mapped onto the travelled tree; versions -> check.log
+#   kernels      tests/kernels/test_kernels_cuda.py (compiled Triton vs torch, CUDA vs CPU) -> kernels.log
+#   scientific   `neo run pipeline experiment=scientific` on the GPU, every test user       -> scientific.log, scientific_*
+#   beauty_eval  a carried Beauty checkpoint (.devdata/beauty_run) on every test user, SASRec
+#                trained on the GPU side by side                                         -> beauty_eval.log, beauty_eval_*
+#   bench        the decoding benchmark's measurements on the GPU                          -> bench_decoding.{log,json}
+#   beauty       `neo run pipeline experiment=beauty` on the GPU                           -> beauty.log, beauty_*
+# At most 8 files come back from a device call: choose PARTS accordingly.
 # Environment: PARTS (default "install kernels bench beauty"; install always runs when /tmp/site is missing),
-# BEAUTY_ARGS (extra Hydra overrides, after the fixed ones: the last wins), BEAUTY_TIMEOUT (s, default 300), BENCH_TIMEOUT (s, default 240),
+# SCIENTIFIC_ARGS / BEAUTY_EVAL_ARGS / BEAUTY_ARGS (extra Hydra overrides), SCIENTIFIC_TIMEOUT /
+# BEAUTY_EVAL_TIMEOUT / BEAUTY_TIMEOUT (s, default 300), BENCH_TIMEOUT (s, default 240),
 # BENCH_ITEMS / BENCH_BATCHES (default 100000,1000000 / 64,512), CHECK_BUDGET (s the whole script may take,
 # default 510: each part's time limit shrinks to what is left), NEO_FROM (tree | wheel, default tree).
 set -u
@@ -228,21 +233,32 @@ EOF
     timeout -k 10 "$LIMIT" python3 /tmp/neo_bench_cuda.py "$OUT/bench_decoding.json"
 }
 
-do_beauty() {
-    local args rc
-    # BEAUTY_ARGS is split like a shell command line, so quote an override with spaces in it:
-    # BEAUTY_ARGS="'tasks.stages.instruct.mixture={rec_sequence: 1.0}' stages.instruct.max_steps=800"
-    set -f  # Hydra lists ([a,b]) are no globs
-    eval "args=(${BEAUTY_ARGS:-})" || return 2
-    set +f
-    rm -rf /tmp/neo_runs/beauty  # skip_done would reuse an earlier run's stages on a warm machine
-    # SASRec (the experiment's third baseline) trains on the CPU for minutes: left out unless BEAUTY_ARGS
-    # names eval.rec_baselines again (the last override wins)
-    echo "extra overrides: ${args[*]:-(none)}"
+# `neo run RECIPE` with the device's paths and the GPU; overrides after the recipe name come last (they win).
+neo_run() {
+    local recipe=$1
+    shift
     timeout -k 15 "$LIMIT" python3 -c 'import sys; from neo.cli import main; sys.exit(main())' \
-        run pipeline experiment=beauty "paths.shared_data=$REPO/.devdata" paths.cache_dir=/tmp/neo_cache \
-        paths.output_root=/tmp/neo_runs device=cuda logger=none progress=false \
-        'eval.rec_baselines=[popularity,cooccurrence]' "${args[@]}"
+        run "$recipe" "paths.shared_data=$REPO/.devdata" paths.cache_dir=/tmp/neo_cache \
+        paths.output_root=/tmp/neo_runs device=cuda "$@"
+}
+
+# The words of $1 as Hydra overrides in ARGS, split like a shell command line (quote one with spaces in
+# it: "'tasks.stages.instruct.mixture={rec_sequence: 1.0}' stages.instruct.max_steps=800"); no globbing,
+# so [a,b] lists are safe.
+split_overrides() {
+    set -f
+    eval "ARGS=(${1:-})" || { set +f; return 2; }
+    set +f
+}
+
+do_beauty() {
+    local rc
+    split_overrides "${BEAUTY_ARGS:-}" || return 2
+    rm -rf /tmp/neo_runs/beauty  # skip_done would reuse an earlier run's stages on a warm machine
+    # SASRec (the experiment's third baseline) is left out unless BEAUTY_ARGS names eval.rec_baselines again
+    echo "extra overrides: ${ARGS[*]:-(none)}"
+    neo_run pipeline experiment=beauty logger=none progress=false 'eval.rec_baselines=[popularity,cooccurrence]' \
+        "${ARGS[@]}"
     rc=$?
     local run=/tmp/neo_runs/beauty
     [[ -f $run/eval/metrics.json ]] && cp "$run/eval/metrics.json" "$OUT/beauty_metrics.json"
@@ -260,16 +276,12 @@ do_beauty() {
 # GPU side by side in the same process: carry the run folder (align/ and instruct/ metrics, instruct/
 # checkpoint, sids/) as .devdata/beauty_run. BEAUTY_EVAL_ARGS: extra Hydra overrides.
 do_beauty_eval() {
-    local run=$REPO/.devdata/beauty_run rc args
+    local run=$REPO/.devdata/beauty_run rc
     [[ -f $run/instruct/neo.json ]] || { echo "no checkpoint at $run/instruct"; return 2; }
-    set -f
-    eval "args=(${BEAUTY_EVAL_ARGS:-})" || return 2
-    set +f
+    split_overrides "${BEAUTY_EVAL_ARGS:-}" || return 2
     rm -rf "$run/eval"
-    timeout -k 15 "$LIMIT" python3 -c 'import sys; from neo.cli import main; sys.exit(main())' \
-        run evaluate experiment=beauty "paths.shared_data=$REPO/.devdata" paths.cache_dir=/tmp/neo_cache \
-        "output_dir=$run" device=cuda eval.settings.max_users=null eval.settings.batch_size=128 \
-        'eval.rec_baselines=[popularity,cooccurrence,sasrec]' +eval.sasrec.device=cuda "${args[@]}"
+    neo_run evaluate experiment=beauty "output_dir=$run" eval.settings.max_users=null eval.settings.batch_size=128 \
+        'eval.rec_baselines=[popularity,cooccurrence,sasrec]' +eval.sasrec.device=cuda "${ARGS[@]}"
     rc=$?
     [[ -f $run/eval/metrics.json ]] && cp "$run/eval/metrics.json" "$OUT/beauty_eval_metrics.json"
     [[ -f $run/eval/report.md ]] && cp "$run/eval/report.md" "$OUT/beauty_eval_report.md"
@@ -279,15 +291,11 @@ do_beauty_eval() {
 # The scientific preset end to end on the GPU (training included), every test user, SASRec on the GPU.
 # SCIENTIFIC_ARGS: extra Hydra overrides.
 do_scientific() {
-    local run=/tmp/neo_runs/scientific rc args
-    set -f
-    eval "args=(${SCIENTIFIC_ARGS:-})" || return 2
-    set +f
+    local run=/tmp/neo_runs/scientific rc
+    split_overrides "${SCIENTIFIC_ARGS:-}" || return 2
     rm -rf "$run"
-    timeout -k 15 "$LIMIT" python3 -c 'import sys; from neo.cli import main; sys.exit(main())' \
-        run pipeline experiment=scientific "paths.shared_data=$REPO/.devdata" paths.cache_dir=/tmp/neo_cache \
-        paths.output_root=/tmp/neo_runs device=cuda logger=none progress=false eval.settings.max_users=null \
-        eval.settings.batch_size=128 +eval.sasrec.device=cuda "${args[@]}"
+    neo_run pipeline experiment=scientific logger=none progress=false eval.settings.max_users=null \
+        eval.settings.batch_size=128 +eval.sasrec.device=cuda "${ARGS[@]}"
     rc=$?
     [[ -f $run/eval/metrics.json ]] && cp "$run/eval/metrics.json" "$OUT/scientific_metrics.json"
     if [[ -d $run ]]; then  # the run's text outputs (no weights) in one file
