@@ -187,7 +187,8 @@ def _forward(
         kwargs["logits_to_keep"] = 1
     with torch.no_grad():
         output = model(**kwargs)
-    new_cache = output.get("cache", output.get("past_key_values"))
+    # `cache` first: reading `past_key_values` at all warns of its deprecation in transformers 5.x
+    new_cache = output["cache"] if "cache" in output else output.get("past_key_values")
     return output.logits[:, -1], new_cache
 
 
