@@ -50,3 +50,11 @@ def test_pipeline_stage_overrides_apply_to_both_stages():
     assert (align.stage.name, instruct.stage.name) == ("align", "instruct")
     assert align.stage.max_steps == instruct.stage.max_steps == 4  # debug=fast caps every stage
     assert "stages" not in align
+
+
+def test_preset_mixtures_merge_into_the_default_one():
+    """Hydra merges a preset's mixture into the default: every task a preset does not weigh stays in."""
+    cfg = OmegaConf.to_container(compose_config("pipeline", ["experiment=beauty"]), resolve=True)
+    assert cfg["tasks"]["stages"]["instruct"]["mixture"] == {
+        "recommend": 2.0, "rec_sequence": 1.0, "search": 2.0, "recsplain": 1.0, "profile": 1.0, "align": 0.25
+    }

@@ -212,8 +212,12 @@ def build_examples(
     """Every task of `stage`'s mixture, built and mixed: columns prompt, completion, task, meta."""
     tasks_cfg = plain(tasks_cfg)
     stage_cfg = stage_config(tasks_cfg, stage)
+    # Hydra merges a preset's mixture into the default one, so presets drop a task with weight 0: never built
+    weighted = sorted(name for name, weight in stage_cfg["mixture"].items() if float(weight) > 0)
+    log.info("stage %s mixture: %s (total %s)", stage, {n: stage_cfg["mixture"][n] for n in weighted},
+             stage_cfg["total"])
     per_task = {}
-    for name in tqdm(sorted(stage_cfg["mixture"]), desc=f"tasks ({stage})", unit="task"):
+    for name in tqdm(weighted, desc=f"tasks ({stage})", unit="task"):
         per_task[name] = task_examples(
             ctx, name, (tasks_cfg.get("tasks") or {}).get(name, {}), seed, num_proc
         )

@@ -184,3 +184,9 @@ def test_sequence_continuation_is_a_prefix_of_the_rec_sequence_rows(ctx, plain_t
 def test_sequence_continuation_needs_history(ctx):
     with pytest.raises(ValueError, match="at least one history line"):
         rec_sequence_continuation([], chat=ctx.chat)
+
+
+def test_zero_weight_tasks_are_not_built(ctx):
+    """Presets drop a default task with weight 0 (Hydra merges mixtures): it must cost nothing."""
+    built = build_examples(ctx, {"stages": {"s": {"mixture": {"rec_sequence": 1, "search": 0}}}}, stage="s")
+    assert set(built["task"]) == {"rec_sequence"}
