@@ -53,8 +53,11 @@ def test_pipeline_stage_overrides_apply_to_both_stages():
 
 
 def test_preset_mixtures_merge_into_the_default_one():
-    """Hydra merges a preset's mixture into the default: every task a preset does not weigh stays in."""
-    cfg = OmegaConf.to_container(compose_config("pipeline", ["experiment=beauty"]), resolve=True)
-    assert cfg["tasks"]["stages"]["instruct"]["mixture"] == {
-        "recommend": 2.0, "rec_sequence": 1.0, "search": 2.0, "recsplain": 1.0, "profile": 1.0, "align": 0.25
-    }
+    """Hydra merges a mixture mapping into the default one, so a preset drops a task only with weight 0."""
+    merged = OmegaConf.to_container(
+        compose_config("pipeline", ["tasks.stages.instruct.mixture={rec_sequence: 1.0}"]), resolve=True
+    )["tasks"]["stages"]["instruct"]["mixture"]
+    assert merged["rec_sequence"] == 1.0 and merged["recommend"] > 0  # the default tasks stayed in
+    beauty = OmegaConf.to_container(compose_config("pipeline", ["experiment=beauty"]), resolve=True)
+    mixture = beauty["tasks"]["stages"]["instruct"]["mixture"]
+    assert {task for task, weight in mixture.items() if weight > 0} == {"rec_sequence"}
