@@ -35,6 +35,7 @@ from neo.decoding.trie import ItemTrie
 from neo.tasks.base import TaskContext
 from neo.tasks.encoding import PromptEncoder
 from neo.tasks.prompts import (
+    REC_PROMPTS,
     profile_prompt,
     rec_sequence_continuation,
     recommend_prompt,
@@ -44,7 +45,6 @@ from neo.tasks.prompts import (
 from neo.tasks.search import queries as search_queries
 
 log = logging.getLogger(__name__)
-REC_PROMPTS = ("recommend", "sequence")
 
 
 @dataclass

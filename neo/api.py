@@ -34,6 +34,7 @@ from neo.tasks.pipeline import history_style
 from neo.tasks.prompts import (
     DEFAULT_STYLE,
     FAMILIARITY,
+    REC_PROMPTS,
     ChatFormat,
     HistoryLine,
     HistoryStyle,
@@ -46,7 +47,6 @@ from neo.tasks.prompts import (
 from neo.vocab import SIDVocab
 
 NEO_META_FILE = "neo.json"
-REC_PROMPTS = ("recommend", "sequence")
 CHECKPOINT_CATALOG_DIR = "catalog"
 
 

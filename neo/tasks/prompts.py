@@ -564,6 +564,10 @@ def rec_sequence_prompt(*, chat: ChatFormat = PLAIN, template: int | str = 0, po
     return chat.wrap(_instruction("rec_sequence", template, pool))
 
 
+REC_PROMPTS: tuple[str, ...] = ("recommend", "sequence")
+"""How a recommendation can be asked: the recommend task's prompt, or `rec_sequence_continuation`."""
+
+
 def rec_sequence_continuation(
     history: Sequence[HistoryLine | str],
     *,
