@@ -1,10 +1,10 @@
 """A byte-level BPE tokenizer trained on one dataset's own text, for the `tiny` preset.
 
 A tiny model has no pretrained tokenizer worth its embedding cost: a few thousand merges learned from
-the catalog's titles, descriptions, queries and profiles cover its text in short sequences, which is
-what makes a 2-core quickstart fast. Byte-level pre-tokenisation means no text is ever out of
-vocabulary (prompt templates the tokenizer never saw still encode). Trained once per dataset content
-and vocabulary size, then cached under `$NEO_CACHE_DIR/tokenizers/`.
+the catalog's titles, descriptions, queries and profiles and from neo's own prompt templates cover
+its text in short sequences, which is what makes a 2-core quickstart fast. Byte-level
+pre-tokenisation means no text is ever out of vocabulary (held-out templates still encode). Trained
+once per dataset content, prompt set and vocabulary size, then cached under `$NEO_CACHE_DIR/tokenizers/`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from transformers import PreTrainedTokenizerFast
 
 from neo.data import Catalog
 from neo.data.catalog import cache_root
+from neo.tasks.prompts import prompt_corpus
 
 # The same chat markers as SmolLM2, so prompts built with `apply_chat_template` look alike on both presets.
 BOS, EOS, PAD = "<|im_start|>", "<|im_end|>", "<|pad|>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, "<|endoftext|>"]
+# Part of the cache key: bump it when `training_corpus` changes what a tokenizer is trained on.
+CORPUS_RECIPE = "catalog+prompts, balanced"
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -43,9 +46,27 @@ def catalog_corpus(catalog: Catalog) -> Iterator[str]:
         yield from catalog.profiles["text"]
 
 
+def training_corpus(catalog: Catalog) -> Iterator[str]:
+    """The catalog's text and neo's prompt words, the smaller side repeated to match the larger.
+
+    Every training example carries a prompt, so its words are about as frequent in what the model
+    reads as the catalog's; at equal weight BPE learns both as whole tokens, and neither a text-less
+    catalog (Beauty) nor a tiny one loses its words to the other.
+    """
+    texts, prompts = list(catalog_corpus(catalog)), _prompts(catalog)
+    for _ in range(max(1, len(prompts) // max(1, len(texts)))):
+        yield from texts
+    for _ in range(max(1, len(texts) // len(prompts))):
+        yield from prompts
+
+
+def _prompts(catalog: Catalog) -> list[str]:
+    return prompt_corpus(catalog.type_names)
+
+
 def _cache_key(catalog: Catalog, vocab_size: int) -> str:
-    """Changes whenever the catalog's text tables or the requested size change."""
-    parts = [catalog.name, str(vocab_size)]
+    """Changes whenever the catalog's text tables, neo's prompts or the requested size change."""
+    parts = [catalog.name, str(vocab_size), CORPUS_RECIPE, *_prompts(catalog)]
     for table in (catalog.items, catalog.queries, catalog.profiles):
         parts.append(table._fingerprint if table is not None else "-")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -75,7 +96,7 @@ def dataset_tokenizer(catalog: Catalog, vocab_size: int) -> PreTrainedTokenizerF
     """The cached tokenizer of this catalog, trained on first use (an atomic directory rename)."""
     target = cache_root() / "tokenizers" / f"{catalog.name}-{_cache_key(catalog, vocab_size)}"
     if not (target / "tokenizer.json").exists():
-        tokenizer = train_tokenizer(catalog_corpus(catalog), vocab_size)
+        tokenizer = train_tokenizer(training_corpus(catalog), vocab_size)
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tokenizer.save_pretrained(tmp)

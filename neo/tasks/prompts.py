@@ -614,3 +614,36 @@ def align_prompt(
 def generic_prompt(instruction: str, *, chat: ChatFormat = PLAIN) -> str:
     """Any free-form instruction, wrapped exactly like the task prompts."""
     return chat.wrap(instruction)
+
+
+# ----- tokenizer corpus -----------------------------------------------------------------------
+def prompt_corpus(entity_types: Sequence[str]) -> list[str]:
+    """The fixed words of every training prompt, rendered for these entity types.
+
+    A tokenizer trained on a catalog alone splits neo's own instructions into bytes (Beauty's
+    catalog has no text: its 60-token prompt outweighed the history it framed). Held-out templates
+    stay out, so steerability is still measured on phrasings the tokenizer never saw.
+    """
+    types = list(entity_types) or ["item"]
+    types_list = " or ".join(", ".join(types).rsplit(", ", 1))
+    texts = [HISTORY_HEADER, PLAIN.prefix, PLAIN.suffix, "user", "assistant"]
+    for pools in TEMPLATES.values():
+        for template in pools["train"]:
+            for entity_type in types:
+                for k in (1, 10):
+                    texts.append(
+                        template.format(
+                            type=entity_type,
+                            types=plural(entity_type),
+                            n_items=count_phrase(entity_type, k),
+                            types_list=types_list,
+                            query="",
+                            description="",
+                            name="",
+                            item="",
+                        )
+                    )
+    for phrases in (FORMAT_PHRASES, FAMILIARITY_PHRASES):
+        for pools in phrases.values():
+            texts.extend(pools["train"])
+    return texts
