@@ -45,6 +45,7 @@ def build_tiny(
     max_position_embeddings: int,
     tie_word_embeddings: bool,
     seed: int,
+    attention_dropout: float = 0.0,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A freshly initialised Llama sized by the arguments, with a BPE tokenizer trained on `catalog`."""
     tokenizer = dataset_tokenizer(catalog, tokenizer_vocab_size)
@@ -61,7 +62,7 @@ def build_tiny(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         rope_theta=10000.0,
-        attention_dropout=0.0,
+        attention_dropout=attention_dropout,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -140,7 +141,9 @@ def load_base_model(
         missing = [k for k in keys if k not in model_cfg]
         if missing:
             raise ValueError(f"model config (preset tiny) is missing {missing}")
-        return build_tiny(catalog, **{k: model_cfg[k] for k in keys})
+        return build_tiny(
+            catalog, **{k: model_cfg[k] for k in keys}, attention_dropout=model_cfg.get("attention_dropout", 0.0)
+        )
     if preset == "smollm2_135m":
         return load_pretrained(smollm2_checkpoint())
     if preset == "hf":

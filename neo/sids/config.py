@@ -8,7 +8,7 @@ Checks run in `__post_init__` so a typo fails before minutes of embedding, not a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 EMBEDDERS = ("minilm", "hf", "file", "catalog", "collaborative", "tfidf", "hybrid")
@@ -42,6 +42,12 @@ class EmbedderConfig:
     """`hybrid`: the text embedder joined to the collaborative vectors (tfidf | minilm | hf)."""
     content_weight: float = 0.3
     """`hybrid`: share of the squared norm given to the text part; cold items are placed by text alone."""
+    group_by: str | None = None
+    """Any embedder: a linked entity type (an episode's `show`, a product's `brand`). Items are pulled
+    toward the mean vector of the items sharing that link, so siblings share SID prefixes and a model
+    names "another episode of this show" by copying a prefix instead of memorising item pairs."""
+    group_weight: float = 0.7
+    """`group_by`: share of the squared norm given to the group's mean vector."""
 
     def __post_init__(self) -> None:
         if self.name not in EMBEDDERS:
@@ -50,6 +56,8 @@ class EmbedderConfig:
             raise ValueError("sid embedder 'hf' needs embedder.model (an encoder directory)")
         if self.name == "file" and not self.path:
             raise ValueError("sid embedder 'file' needs embedder.path (.npy or .parquet)")
+        if self.group_by is not None and not 0 < self.group_weight < 1:
+            raise ValueError(f"sid embedder.group_weight must lie in (0, 1), got {self.group_weight}")
         if self.dim <= 0 or self.batch_size <= 0 or self.window <= 0:
             raise ValueError("sid embedder dim, batch_size and window must be positive")
         if self.name == "hybrid":
@@ -72,6 +80,10 @@ class EmbedderConfig:
             "hybrid": ("dim", "window", "seed", "content", "content_weight", "max_features", "model", "max_length"),
         }[self.name]
         return {"name": self.name, **{key: getattr(self, key) for key in used}}
+
+    def without_grouping(self) -> EmbedderConfig:
+        """The same embedder before the group pull (its vectors are cached under this config)."""
+        return replace(self, group_by=None)
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,7 @@ class Engine:
             dynamic_ncols=True,
         )
         device = self.engine.device
+        self.engine.train()  # from_pretrained hands models over in eval mode: dropout would be off
         window_loss, window_tokens, window_steps, window_start = 0.0, 0, 0, time.perf_counter()
         for step in range(start, self.total_steps):
             lr = self.engine.get_lr()[0]

@@ -13,7 +13,7 @@ import pytest
 
 from neo.data import Catalog
 from neo.sids.config import EmbedderConfig
-from neo.sids.embed import embed_items, encode_texts, join_hybrid, minilm_path, tfidf_embed
+from neo.sids.embed import embed_items, encode_texts, join_hybrid, minilm_path, pull_to_groups, tfidf_embed
 
 
 def cache_files() -> set[Path]:
@@ -78,6 +78,44 @@ def test_hybrid_joins_collaborative_and_text_and_places_cold_items_by_text(tiny_
     # an item without interactions has a zero collaborative vector: text alone places it
     cold = join_hybrid(np.zeros((1, 4), np.float32), np.array([[3.0, 4.0]], np.float32), 0.3)
     assert np.allclose(cold, [[0, 0, 0, 0, 0.6, 0.8]], atol=1e-6)
+
+
+def test_pull_to_groups_exact_case() -> None:
+    vectors = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 2], [0, 0, 0]], np.float32)
+    pulled = pull_to_groups(vectors, ["g", "g", None, "g"], weight=0.5)
+    centre = np.array([0.5, 0.5, 0]) / np.linalg.norm([0.5, 0.5, 0])  # the cold row adds nothing
+    expected_first = np.sqrt(0.5) * np.array([1, 0, 0]) + np.sqrt(0.5) * centre
+    assert np.allclose(pulled[0], expected_first / np.linalg.norm(expected_first), atol=1e-6)
+    assert np.allclose(pulled[2], [0, 0, 1])  # ungrouped: its own direction
+    assert np.allclose(pulled[3], centre, atol=1e-6)  # cold: placed on its group's centre
+    assert np.allclose(np.linalg.norm(pulled, axis=1), 1.0, atol=1e-6)
+
+
+def test_group_by_pulls_siblings_together_and_changes_the_hash(tiny_catalog_dir: Path) -> None:
+    catalog = Catalog.load(tiny_catalog_dir)
+    ids = catalog.item_ids("product")
+    plain, key = embed_items(catalog, ids, EmbedderConfig(name="tfidf", dim=16))
+    grouped, grouped_key = embed_items(catalog, ids, EmbedderConfig(name="tfidf", dim=16, group_by="category"))
+    assert grouped_key != key
+    category = np.array([int(p.split("_")[0][1:]) % 2 for p in ids])  # products of topic t link to c{t % 2}
+    same = category[:, None] == category[None, :]
+
+    def margin(x: np.ndarray) -> float:
+        sims = x @ x.T
+        return float(sims[same].mean() - sims[~same].mean())
+
+    assert margin(grouped) > margin(plain) + 0.3
+
+
+def test_group_by_rejects_unknown_or_unlinked_types(tiny_catalog_dir: Path) -> None:
+    catalog = Catalog.load(tiny_catalog_dir)
+    with pytest.raises(ValueError, match="'show' is not an entity type"):
+        embed_items(catalog, catalog.item_ids("product"), EmbedderConfig(name="tfidf", dim=8, group_by="show"))
+    with pytest.raises(ValueError, match="no brand item .* links to a 'category'"):
+        embed_items(catalog, catalog.item_ids("brand"), EmbedderConfig(name="tfidf", dim=8, group_by="category"),
+                    "brand")
+    with pytest.raises(ValueError, match="group_weight must lie in"):
+        EmbedderConfig(group_by="brand", group_weight=1.0)
 
 
 def test_hybrid_rejects_bad_settings() -> None:

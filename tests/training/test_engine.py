@@ -69,6 +69,16 @@ def test_instruct_changes_every_parameter(make_tiny, make_rows, tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 3
 
 
+def test_engine_trains_in_training_mode_even_from_an_eval_mode_model(make_tiny, make_rows, tmp_path):
+    model, tokenizer, vocab = make_tiny()
+    model.eval()  # what from_pretrained hands over: dropout off
+    modes: list[bool] = []
+    model.model.layers[0].register_forward_hook(lambda module, args, output: modes.append(module.training))
+    rows = make_rows(vocab.base_size, vocab.total_size, 16)
+    Engine(model, rows, tmp_path, settings(), ZERO0, tokenizer.pad_token_id, progress=False).train()
+    assert modes and all(modes)
+
+
 @pytest.mark.parametrize("packed", [False, True])
 def test_engine_trains_the_hf_loss_selectively_with_fused_adamw(make_tiny, make_rows, tmp_path, packed):
     model, tokenizer, vocab = make_tiny()
