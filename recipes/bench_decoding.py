@@ -1,5 +1,9 @@
 """`neo run bench_decoding`: per-step constraint cost of neo vs HF's PrefixConstrainedLogitsProcessor, and
-end-to-end top-10 beam search with and without the constraint. Writes `<output_dir>/bench_decoding.json`."""
+end-to-end top-10 beam search with and without the constraint. Writes `<output_dir>/bench_decoding.json`.
+
+`device=cuda` runs the same rows on the GPU (trie, state, logits and model there, a sync after every
+timed call) and adds what only a GPU has: the step replayed as a CUDA graph, and the Triton full-row
+mask next to its torch reference, in fp32 and bf16."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from neo.decoding.processor import SIDConstraintLogitsProcessor
 from neo.decoding.state import DecodeState, constrain, pick_tokens, row_type_masks
 from neo.decoding.synthetic import random_sid_tables, tiny_llama
 from neo.decoding.trie import ItemTrie
+from neo.devices import resolve_device
 from neo.io import write_json
 from neo.vocab import SIDVocab
 
@@ -34,17 +39,40 @@ QUICK = {
 }
 
 
-def median_ms(function: Callable[[], object], repeats: int, min_seconds: float = 0.0) -> float:
+def median_ms(
+    function: Callable[[], object], repeats: int, min_seconds: float = 0.0, device: torch.device | None = None
+) -> float:
     """Median wall time of `function` over at least `repeats` calls, and at least `min_seconds` of calls
     (sub-millisecond steps get hundreds of samples, so a burst of load on a shared machine moves the
-    median less)."""
+    median less). On a GPU every call is followed by a sync, so the time is the kernels', not the launch's."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else lambda: None
     function()  # warm-up
+    sync()
     times: list[float] = []
     while len(times) < repeats or (sum(times) < min_seconds and len(times) < 100 * repeats):
         begin = time.perf_counter()
         function()
+        sync()
         times.append(time.perf_counter() - begin)
     return 1000 * statistics.median(times)
+
+
+def cuda_graph_ms(function: Callable[[], object], repeats: int, device: torch.device) -> float | str:
+    """`function` captured once in a CUDA graph and replayed: the step without its launch overhead
+    (neo's state machine never syncs with the host, so it captures). A failed capture is reported."""
+    try:
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                function()
+        torch.cuda.current_stream(device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            function()
+        return round(median_ms(graph.replay, repeats, 0.25, device), 4)
+    except RuntimeError as exc:
+        return f"capture failed: {str(exc)[:200]}"
 
 
 def dict_trie(vocab: SIDVocab, codes: np.ndarray) -> dict[tuple[int, ...], list[int]]:
@@ -92,18 +120,22 @@ def step_rows(
     return torch.tensor(rows)
 
 
-def bench_steps(cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Generator) -> list[dict]:
+def bench_steps(
+    cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Generator, device: torch.device
+) -> list[dict]:
     tables = random_sid_tables(vocab, {"item": items}, seed=int(rng.integers(1 << 30)))
     begin = time.perf_counter()
-    trie = ItemTrie.build(vocab, tables)
+    trie = ItemTrie.build(vocab, tables, device)
     trie.step  # noqa: B018 - the step lookup tables are part of building (otherwise built on the first step)
     build_s = time.perf_counter() - begin
     prefix_fn = hf_prefix_fn(vocab, dict_trie(vocab, tables["item"].codes))
+    on_gpu = device.type == "cuda"
+    min_seconds = 0.25 * (not cfg.quick)
     results = []
     for batch in cfg.batches:
         for mode in ("span", "mixed"):
-            history = step_rows(vocab, tables["item"].codes, batch, mode, rng)
-            logits = torch.randn(batch, vocab.total_size)
+            history = step_rows(vocab, tables["item"].codes, batch, mode, rng).to(device)
+            logits = torch.randn(batch, vocab.total_size, device=device)
             state = DecodeState.from_suffix(history, trie, row_type_masks(trie, ["item"], batch))
             tokens = pick_tokens(logits, constrain(logits.clone(), state, trie), state, trie)
 
@@ -113,52 +145,63 @@ def bench_steps(cfg: DictConfig, vocab: SIDVocab, items: int, rng: np.random.Gen
                 constrain(logits, state, trie)  # idempotent on an already constrained buffer
                 state.advance(tokens, trie)
 
+            def full_mask(
+                logits: torch.Tensor = logits, state: DecodeState = state, backend: str | None = None
+            ) -> None:
+                state.mask_(logits, trie, backend=backend)
+
             hf = PrefixConstrainedLogitsProcessor(prefix_fn, num_beams=1)
-            neo_ms = median_ms(neo_step, cfg.repeats, min_seconds=0.25 * (not cfg.quick))
+            neo_ms = median_ms(neo_step, cfg.repeats, min_seconds, device)
             hf_ms = median_ms(
-                lambda hf=hf, history=history, logits=logits: hf(history, logits), max(3, cfg.repeats // 4)
+                lambda hf=hf, history=history, logits=logits: hf(history, logits), max(3, cfg.repeats // 4), 0, device
             )
-            full_mask_ms = median_ms(
-                lambda state=state, logits=logits: state.mask_(logits, trie),
-                cfg.repeats,
-                min_seconds=0.25 * (not cfg.quick),
-            )
-            load = os.getloadavg()[0]
-            results.append(
-                {
-                    "batch": batch,
-                    "items": items,
-                    "vocab": vocab.total_size,
-                    "mode": mode,
-                    "neo_ms": round(neo_ms, 4),
-                    "hf_ms": round(hf_ms, 4),
-                    "speedup": round(hf_ms / neo_ms, 1),
-                    "neo_full_row_mask_ms": round(full_mask_ms, 4),
-                    "trie_build_s": round(build_s, 3),
-                    "trie_mb": round(trie.nbytes() / 2**20, 2),
-                    "load_avg_1min": round(load, 2),
+            full_mask_ms = median_ms(full_mask, cfg.repeats, min_seconds, device)
+            row = {
+                "batch": batch,
+                "items": items,
+                "vocab": vocab.total_size,
+                "mode": mode,
+                "neo_ms": round(neo_ms, 4),
+                "hf_ms": round(hf_ms, 4),
+                "speedup": round(hf_ms / neo_ms, 1),
+                "neo_full_row_mask_ms": round(full_mask_ms, 4),
+                "trie_build_s": round(build_s, 3),
+                "trie_mb": round(trie.nbytes() / 2**20, 2),
+                "load_avg_1min": round(os.getloadavg()[0], 2),
+            }
+            if on_gpu:
+                bf16 = logits.to(torch.bfloat16)
+                row |= {
+                    "neo_graph_ms": cuda_graph_ms(neo_step, cfg.repeats, device),
+                    "full_row_mask_torch_ms": round(
+                        median_ms(lambda: full_mask(backend="torch"), cfg.repeats, min_seconds, device), 4
+                    ),
+                    "full_row_mask_bf16_ms": round(
+                        median_ms(lambda bf16=bf16: full_mask(bf16), cfg.repeats, min_seconds, device), 4
+                    ),
                 }
-            )
+            results.append(row)
             print(
                 f"batch {batch:4d} items {items:8d} {mode:5s}: neo {neo_ms:8.3f} ms  hf {hf_ms:9.3f} ms  "
-                f"x{hf_ms / neo_ms:7.1f}  (fused full-row mask {full_mask_ms:.3f} ms, build {build_s:.2f} s, "
-                f"load {load:.2f})"
+                f"x{hf_ms / neo_ms:7.1f}  (fused full-row mask {full_mask_ms:.3f} ms, build {build_s:.2f} s"
+                + (f", CUDA graph {row['neo_graph_ms']} ms" if on_gpu else f", load {row['load_avg_1min']:.2f}")
+                + ")"
             )
     return results
 
 
-def bench_beam(cfg: DictConfig, vocab: SIDVocab) -> list[dict]:
+def bench_beam(cfg: DictConfig, vocab: SIDVocab, device: torch.device) -> list[dict]:
     """Top-k beam search on a tiny random Llama: neo's loop, and HF generate with / without the processor."""
     beam = cfg.beam
     tables = random_sid_tables(vocab, {"item": beam["items"]}, seed=cfg.seed)
-    trie = ItemTrie.build(vocab, tables)
-    model = tiny_llama(vocab.total_size, seed=cfg.seed)
+    trie = ItemTrie.build(vocab, tables, device)
+    model = tiny_llama(vocab.total_size, seed=cfg.seed).to(device)
     prompts = torch.randint(
         0,
         vocab.base_size,
         (beam.prompts, beam.prompt_length),
         generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    ).to(device)
     prompts[:, -1] = vocab.open_id("item")
     levels = vocab.block("item").levels
     hf_kwargs = {
@@ -174,9 +217,9 @@ def bench_beam(cfg: DictConfig, vocab: SIDVocab) -> list[dict]:
     repeats = max(3, cfg.repeats // 4)
     with torch.no_grad():
         constrained = median_ms(
-            lambda: model.generate(prompts, logits_processor=processor, **hf_kwargs), repeats
+            lambda: model.generate(prompts, logits_processor=processor, **hf_kwargs), repeats, 0, device
         )
-        unconstrained = median_ms(lambda: model.generate(prompts, **hf_kwargs), repeats)
+        unconstrained = median_ms(lambda: model.generate(prompts, **hf_kwargs), repeats, 0, device)
         neo_ms = median_ms(
             lambda: beam_search_items(
                 model,
@@ -188,6 +231,8 @@ def bench_beam(cfg: DictConfig, vocab: SIDVocab) -> list[dict]:
                 beam_width=beam.beam_width,
             ),
             repeats,
+            0,
+            device,
         )
     print(
         f"beam top-{beam.k} x{beam.prompts} prompts: HF+neo processor {constrained:.1f} ms, HF unconstrained "
@@ -220,16 +265,18 @@ def bench_beam(cfg: DictConfig, vocab: SIDVocab) -> list[dict]:
 def main(cfg: DictConfig) -> None:
     if cfg.quick:
         cfg.merge_with(QUICK)
+    device = resolve_device(cfg.device)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     vocab = SIDVocab(cfg.base_vocab, {"item": list(cfg.codebooks)})
     rows = []
     for items in tqdm(list(cfg["items"]), desc="catalog sizes"):
-        rows += bench_steps(cfg, vocab, items, rng)
-    rows += bench_beam(cfg, vocab)
+        rows += bench_steps(cfg, vocab, items, rng, device)
+    rows += bench_beam(cfg, vocab, device)
     out = Path(cfg.output_dir) / "bench_decoding.json"
-    write_json(out, {"threads": torch.get_num_threads(), "device": "cpu", "rows": rows})
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    write_json(out, {"threads": torch.get_num_threads(), "device": name, "torch": torch.__version__, "rows": rows})
     print(f"wrote {out}")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from neo.eval.baselines.base import SearchQuery
 from neo.eval.metrics import flat_keys
 from neo.eval.model_eval import EvalSettings, ModelEvaluator
@@ -29,6 +28,7 @@ from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
 from neo.decoding.trie import ItemTrie
+from neo.devices import resolve_device
 from neo.io import write_json
 from neo.sids.table import SIDS_DIR, load_tables
 from neo.tasks import context
@@ -72,8 +72,7 @@ class EvaluateRecipe:
         meta = json.loads((self.checkpoint / "neo.json").read_text())
         self.catalog = Catalog.load(resolve_dataset(self.cfg.data))
         self.split = make_split(self.catalog)
-        device = torch.device(self.cfg.device if self.cfg.device != "auto" else
-                              ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(self.cfg.device)
         model, tokenizer, vocab = load_stage_checkpoint(self.checkpoint)
         self.model = model.to(device).eval()
         self.tables = load_tables(self.checkpoint / SIDS_DIR)

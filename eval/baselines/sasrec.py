@@ -23,6 +23,8 @@ from neo.eval.metrics import rank_metrics
 from torch import nn
 from tqdm.auto import tqdm
 
+from neo.devices import resolve_device
+
 PAD = 0  # item index i is token i + 1
 
 
@@ -54,9 +56,7 @@ class SASRecConfig:
             raise ValueError(f"SASRec: device must be cpu, cuda or auto, got {self.device!r}")
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
 
 class _Block(nn.Module):
