@@ -46,9 +46,11 @@ def build_tiny(
     tie_word_embeddings: bool,
     seed: int,
     attention_dropout: float = 0.0,
+    tokenizer_prompts: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A freshly initialised Llama sized by the arguments, with a BPE tokenizer trained on `catalog`."""
-    tokenizer = dataset_tokenizer(catalog, tokenizer_vocab_size)
+    """A freshly initialised Llama sized by the arguments, with a BPE tokenizer trained on `catalog`
+    (and on neo's prompt templates when `tokenizer_prompts`)."""
+    tokenizer = dataset_tokenizer(catalog, tokenizer_vocab_size, with_prompts=tokenizer_prompts)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -142,7 +144,10 @@ def load_base_model(
         if missing:
             raise ValueError(f"model config (preset tiny) is missing {missing}")
         return build_tiny(
-            catalog, **{k: model_cfg[k] for k in keys}, attention_dropout=model_cfg.get("attention_dropout", 0.0)
+            catalog,
+            **{k: model_cfg[k] for k in keys},
+            attention_dropout=model_cfg.get("attention_dropout", 0.0),
+            tokenizer_prompts=model_cfg.get("tokenizer_prompts", False),
         )
     if preset == "smollm2_135m":
         return load_pretrained(smollm2_checkpoint())

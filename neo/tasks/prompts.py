@@ -618,11 +618,11 @@ def generic_prompt(instruction: str, *, chat: ChatFormat = PLAIN) -> str:
 
 # ----- tokenizer corpus -----------------------------------------------------------------------
 def prompt_corpus(entity_types: Sequence[str]) -> list[str]:
-    """The fixed words of every training prompt, rendered for these entity types.
+    """The fixed words of every training prompt template, rendered for these entity types.
 
     A tokenizer trained on a catalog alone splits neo's own instructions into bytes (Beauty's
     catalog has no text: its 60-token prompt outweighed the history it framed). Held-out templates
-    stay out, so steerability is still measured on phrasings the tokenizer never saw.
+    stay out: steerability is measured on phrasings the model and its tokenizer never saw.
     """
     types = list(entity_types) or ["item"]
     types_list = " or ".join(", ".join(types).rsplit(", ", 1))
