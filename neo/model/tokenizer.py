@@ -3,8 +3,8 @@
 A tiny model has no pretrained tokenizer worth its embedding cost: a few thousand merges learned from
 the catalog's titles, descriptions, queries and profiles (and, if asked, neo's own prompt templates)
 cover its text in short sequences, which is what makes a 2-core quickstart fast. Byte-level
-pre-tokenisation means no text is ever out of vocabulary. Trained
-once per dataset content, prompt set and vocabulary size, then cached under `$NEO_CACHE_DIR/tokenizers/`.
+pre-tokenisation means no text is ever out of vocabulary. Trained once per dataset content, prompt set
+and vocabulary size, then cached under `$NEO_CACHE_DIR/tokenizers/`.
 """
 
 from __future__ import annotations
