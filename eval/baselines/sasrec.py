@@ -23,7 +23,7 @@ from neo.eval.metrics import rank_metrics
 from torch import nn
 from tqdm.auto import tqdm
 
-from neo.devices import resolve_device
+from neo.devices import check_device_name, resolve_device
 
 PAD = 0  # item index i is token i + 1
 
@@ -52,8 +52,7 @@ class SASRecConfig:
             raise ValueError(f"SASRec: hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.max_len < 2:
             raise ValueError(f"SASRec: max_len must be >= 2, got {self.max_len}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"SASRec: device must be cpu, cuda or auto, got {self.device!r}")
+        check_device_name(self.device)
 
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)

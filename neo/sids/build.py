@@ -25,8 +25,9 @@ from neo.data.catalog import Catalog
 from neo.io import write_json
 from neo.sids.byo import import_sids, read_sids
 from neo.sids.collisions import CodeRanker, disambiguate, resolve_by_popularity
-from neo.sids.config import TypeSIDConfig, selected_types, type_config
+from neo.sids.config import ParentConfig, TypeSIDConfig, selected_types, type_config
 from neo.sids.embed import embed_items, training_histories
+from neo.sids.nest import build_order, nested_codes
 from neo.sids.quantize import ResidualQuantizer, fit_quantizer
 from neo.sids.report import quality_report
 from neo.sids.table import SIDS_DIR, SIDTable, save_tables
@@ -124,6 +125,40 @@ def build_type_table(
     return table, model, report
 
 
+def build_nested_table(
+    catalog: Catalog,
+    entity_type: str,
+    item_ids: list[str],
+    embeddings: np.ndarray,
+    cfg: TypeSIDConfig,
+    parent: ParentConfig,
+    parent_table: SIDTable,
+    embedding_hash: str,
+) -> tuple[SIDTable, dict[str, Any]]:
+    """A nested type's table (`neo.sids.nest`); its embeddings only feed the quality report."""
+    start = time.perf_counter()
+    codes, sizes = nested_codes(catalog, item_ids, parent, parent_table)
+    meta = {
+        "source": "nested",
+        "config": cfg.to_dict(),
+        "embedding_hash": embedding_hash,
+        "parent_version": parent_table.version,
+    }
+    table = SIDTable(entity_type, item_ids, codes, sizes, meta)
+    report = quality_report(
+        codes,
+        codes,
+        sizes,
+        embeddings,
+        time.perf_counter() - start,
+        source="nested",
+        parent=parent.type,
+        order_by=parent.order_by,
+        version=table.version,
+    )
+    return table, report
+
+
 def build_sid_tables(
     catalog: Catalog,
     sid_cfg: Any,
@@ -136,16 +171,27 @@ def build_sid_tables(
     sids_dir = Path(output_dir) / SIDS_DIR
     tables: dict[str, SIDTable] = {}
     report: dict[str, Any] = {}
-    for entity_type in tqdm(selected_types(sid_cfg, catalog.type_names), desc="SID tables"):
+    types = selected_types(sid_cfg, catalog.type_names)
+    configs = {entity_type: type_config(sid_cfg, entity_type) for entity_type in types}
+    parents = {t: cfg.parent.type if cfg.parent else None for t, cfg in configs.items()}
+    for entity_type in tqdm(build_order(types, parents), desc="SID tables"):
         start = time.perf_counter()
-        cfg = type_config(sid_cfg, entity_type)
+        cfg = configs[entity_type]
         item_ids = catalog.item_ids(entity_type)
         if not item_ids:
             log.warning("entity type %r has no items; no SID table", entity_type)
             continue
         embeddings, embedding_hash = embed_items(catalog, item_ids, cfg.embedder, entity_type)
         popularity = item_popularity(catalog, item_ids)
-        if cfg.byo and Path(cfg.byo).exists():
+        if cfg.parent is not None:
+            if cfg.parent.type not in tables:
+                raise ValueError(
+                    f"sid config for type {entity_type!r}: parent type {cfg.parent.type!r} has no items, so no table"
+                )
+            table, type_report = build_nested_table(
+                catalog, entity_type, item_ids, embeddings, cfg, cfg.parent, tables[cfg.parent.type], embedding_hash
+            )
+        elif cfg.byo and Path(cfg.byo).exists():
             table = import_sids(
                 cfg.byo, entity_type, item_ids, duplicates=cfg.collisions, popularity=popularity
             )
@@ -191,6 +237,8 @@ def build_sid_tables(
                 }
             ),
         )
+    tables = {t: tables[t] for t in types if t in tables}  # catalog order, whatever the build order
+    report = {t: report[t] for t in tables}
     save_tables(sids_dir, tables)
     write_json(sids_dir / REPORT_FILE, report)
     return tables, report

@@ -128,6 +128,20 @@ class QuantizerConfig:
 
 
 @dataclass(frozen=True)
+class ParentConfig:
+    """Nested SIDs (`neo.sids.nest`): the parent's code plus the item's rank among its siblings."""
+
+    type: str = ""
+    """The linked entity type that is the parent (an episode's `show`); it gets its own table first."""
+    order_by: str | None = None
+    """A numeric or string item attribute that orders siblings (`episode_number`); catalog order if unset."""
+
+    def __post_init__(self) -> None:
+        if not self.type:
+            raise ValueError("sid parent.type must name a linked entity type (e.g. show)")
+
+
+@dataclass(frozen=True)
 class TypeSIDConfig:
     """Everything that decides one entity type's SID table."""
 
@@ -136,10 +150,14 @@ class TypeSIDConfig:
     collisions: str = "disambiguate"
     byo: str | None = None
     """A bring-your-own SID file (`{type}` is replaced); when it exists the type's table is imported."""
+    parent: ParentConfig | None = None
+    """Nested SIDs: codes come from the parent type's table and a sibling rank, not from the quantiser."""
 
     def __post_init__(self) -> None:
         if self.collisions not in COLLISION_POLICIES:
             raise ValueError(f"sid collisions must be one of {COLLISION_POLICIES}, got {self.collisions!r}")
+        if self.parent is not None and self.byo:
+            raise ValueError("sid config: a type takes either `parent` (nested SIDs) or `byo`, not both")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,7 +199,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-SECTION_KEYS = ("embedder", "quantizer", "collisions", "byo")
+SECTION_KEYS = ("embedder", "quantizer", "collisions", "byo", "parent")
 
 
 def type_config(sid_cfg: Any, entity_type: str) -> TypeSIDConfig:
@@ -194,11 +212,15 @@ def type_config(sid_cfg: Any, entity_type: str) -> TypeSIDConfig:
     if extra:
         raise ValueError(f"{where}: unknown key(s) {extra}; expected some of {list(SECTION_KEYS)}")
     byo = merged.get("byo")
+    parent = merged.get("parent")
+    if parent is not None and not isinstance(parent, Mapping):
+        raise ValueError(f"{where}: parent must be a mapping like {{type: show, order_by: episode_number}}")
     return TypeSIDConfig(
         embedder=_build(EmbedderConfig, merged.get("embedder"), f"{where}, embedder"),
         quantizer=_build(QuantizerConfig, merged.get("quantizer"), f"{where}, quantizer"),
         collisions=merged.get("collisions", "disambiguate"),
         byo=byo.replace("{type}", entity_type) if byo else None,
+        parent=_build(ParentConfig, parent, f"{where}, parent") if parent else None,
     )
 
 

@@ -106,5 +106,6 @@ def test_sasrec_keeps_the_best_validation_epoch() -> None:
 def test_sasrec_config_checks_shapes() -> None:
     with pytest.raises(ValueError, match="divisible by heads"):
         SASRecConfig(hidden=30, heads=4)
-    with pytest.raises(ValueError, match="device must be cpu, cuda or auto"):
+    with pytest.raises(ValueError, match=r"device must be auto, cpu or cuda\[:N\], got 'tpu'"):
         SASRecConfig(device="tpu")
+    assert SASRecConfig(device="cuda:1").device == "cuda:1"  # checked by name: no GPU needed at config time
