@@ -98,3 +98,21 @@ def test_parent_config_errors() -> None:
         type_config({"parent": "show"}, "episode")
     assert type_config(NESTED, "episode").parent.order_by == "number"
     assert type_config(NESTED, "show").parent is None
+
+
+def test_demo_world_episodes_nest_under_their_shows(demo_dir: Path, tmp_path: Path) -> None:
+    """On the embedded world: an episode's span is its show's codes plus its number - 1, in one vocabulary."""
+    from neo.vocab import SIDVocab
+
+    catalog = Catalog.load(demo_dir)
+    cfg = {**FAST, "overrides": {"episode": {"parent": {"type": "show", "order_by": "episode_number"}}}}
+    tables, _ = build_sid_tables(catalog, cfg, tmp_path)
+    shows, episodes = tables["show"], tables["episode"]
+    for item in episodes.item_ids:
+        record = catalog.item(item)
+        show = record["links"]["show"][0]
+        assert episodes.code_of(item) == (*shows.code_of(show), record["attributes"]["episode_number"] - 1)
+    vocab = SIDVocab(1000, {t: table.codebook_sizes for t, table in tables.items()})
+    assert vocab.block("episode").levels == vocab.block("show").levels + 1
+    first = episodes.item_ids[0]
+    assert len(vocab.span_ids("episode", episodes.code_of(first))) == episodes.levels + 2  # open + codes + close
