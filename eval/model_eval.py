@@ -12,7 +12,6 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import torch
@@ -152,24 +151,23 @@ class ModelEvaluator:
         wanted = {u: t for u, t in wanted.items() if t in self.ctx.span}
         return {u: wanted[u] for u in self.sample(list(wanted), self.settings.max_users)}
 
-    def rec_prompt(self, history: Sequence[Any], entity_type: str, k: int) -> str:
-        """The recommendation prompt that `settings.rec_prompt` asks for; the recommend prompt for
-        target types that no history line holds (a continuation would name the wrong type)."""
-        if self.settings.rec_prompt == "sequence" and history and entity_type in self.history_types:
+    def rec_prompt(self, interactions: Sequence[Any], entity_type: str, k: int) -> str:
+        """The recommendation prompt that `settings.rec_prompt` asks for, by the API's rule
+        (`Neo._continues_sequence`): the history is continued only when it holds an item of the target
+        type; otherwise a continuation would name the wrong type, so the recommend prompt is used."""
+        history = self.history(interactions)
+        if self.settings.rec_prompt == "sequence" and any(
+            self.ctx.type_of[x.item] == entity_type for x in interactions if x.item in self.ctx.span
+        ):
             return rec_sequence_continuation(history, chat=self.ctx.chat, style=self.ctx.style)
         return recommend_prompt(history, entity_type, k, "ids", chat=self.ctx.chat, style=self.ctx.style)
-
-    @cached_property
-    def history_types(self) -> set[str]:
-        """Entity types of the items that users interact with (the types a history line can name)."""
-        return {self.ctx.type_of[x.item] for u in self.ctx.train_users for x in self.ctx.train_history(u)}
 
     def recommendation(self, split: Split, entity_type: str, users: Mapping[str, str], part: str = "test"
                        ) -> dict[str, float]:
         k = max(self.settings.ks)
         ranks: list[int] = []
         for batch in self._batches(list(users), f"rec {entity_type}"):
-            prompts = [self.rec_prompt(self.history(split.history(part, u)), entity_type, k) for u in batch]
+            prompts = [self.rec_prompt(split.history(part, u), entity_type, k) for u in batch]
             for user, ranked in zip(batch, self.top_items(prompts, [entity_type] * len(batch), k), strict=True):
                 ranks.append(ranked.index(users[user]) if users[user] in ranked else 1 << 30)
         return {**rank_metrics(ranks, self.settings.ks), "n": len(ranks)}

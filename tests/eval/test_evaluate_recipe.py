@@ -56,3 +56,28 @@ def test_unknown_rec_prompt_is_refused():
 
     with pytest.raises(ValueError, match="rec_prompt must be one of"):
         EvalSettings.from_config({"rec_prompt": "chat"})
+
+
+def test_sequence_prompt_follows_the_api_rule(demo_dir: Path, random_checkpoint: Path, tmp_path: Path):
+    """Evaluation asks exactly what `Neo.recommend` asks: a continuation only when the history holds the type."""
+    from neo.recipes.evaluate import EvaluateRecipe
+
+    from neo.api import HistoryEntry, Neo, RecommendRequest
+    from neo.tasks.prompts import rec_sequence_continuation
+
+    overrides = [f"data.path={demo_dir}", "data.name=demo", f"checkpoint={random_checkpoint}",
+                 f"output_dir={tmp_path}", "device=cpu", "eval.settings.rec_prompt=sequence", *SMALL_EVAL]
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=overrides)
+    recipe = EvaluateRecipe(cfg)
+    recipe.setup()
+    neo = Neo.from_pretrained(random_checkpoint, catalog=demo_dir, rec_prompt="sequence")
+    histories = {u: [x for x in recipe.split.history("test", u) if x.item in recipe.ctx.span] for u in recipe.split.test}
+    history = next(h for h in histories.values() if {recipe.ctx.type_of[x.item] for x in h} == {"episode"})
+    entries = [HistoryEntry(x.item, x.timestamp, x.context) for x in history]
+    continuation = rec_sequence_continuation(recipe.evaluator.history(history), chat=recipe.ctx.chat,
+                                             style=recipe.ctx.style)
+    for target, continued in (("episode", True), ("audiobook", False), ("show", False)):
+        ours = recipe.evaluator.rec_prompt(history, target, 10)
+        assert ours == neo._prompt(RecommendRequest(entries, target, 10))
+        assert (ours == continuation) == continued
