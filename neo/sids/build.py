@@ -108,21 +108,44 @@ def build_type_table(
         "collisions": cfg.collisions,
         "quantizer_levels": model.levels,
     }
-    table = SIDTable(entity_type, item_ids, codes, sizes, meta)
-    report = quality_report(
-        raw,
-        codes,
-        sizes,
+    table, report = _table_with_report(
+        entity_type,
+        item_ids,
+        (raw, codes, sizes),
         embeddings,
-        time.perf_counter() - start,
-        source="built",
+        start,
+        meta,
         embedder=cfg.embedder.name,
         quantizer=cfg.quantizer.method,
         collisions=cfg.collisions,
         moved_items=moved,
-        version=table.version,
     )
     return table, model, report
+
+
+def _table_with_report(
+    entity_type: str,
+    item_ids: list[str],
+    codes: tuple[np.ndarray, np.ndarray, tuple[int, ...] | list[int]],
+    embeddings: np.ndarray,
+    started: float,
+    meta: dict[str, Any],
+    **report_fields: Any,
+) -> tuple[SIDTable, dict[str, Any]]:
+    """The table of final codes and its quality report; `codes` = (before the policy, final, sizes)."""
+    before, final, sizes = codes
+    table = SIDTable(entity_type, item_ids, final, sizes, meta)
+    report = quality_report(
+        before,
+        final,
+        sizes,
+        embeddings,
+        time.perf_counter() - started,
+        source=meta["source"],
+        **report_fields,
+        version=table.version,
+    )
+    return table, report
 
 
 def build_nested_table(
@@ -144,19 +167,10 @@ def build_nested_table(
         "embedding_hash": embedding_hash,
         "parent_version": parent_table.version,
     }
-    table = SIDTable(entity_type, item_ids, codes, sizes, meta)
-    report = quality_report(
-        codes,
-        codes,
-        sizes,
-        embeddings,
-        time.perf_counter() - start,
-        source="nested",
-        parent=parent.type,
-        order_by=parent.order_by,
-        version=table.version,
+    return _table_with_report(
+        entity_type, item_ids, (codes, codes, sizes), embeddings, start, meta,
+        parent=parent.type, order_by=parent.order_by,
     )
-    return table, report
 
 
 def build_sid_tables(
