@@ -196,7 +196,6 @@ def build_sid_tables(
             log.warning("entity type %r has no items; no SID table", entity_type)
             continue
         embeddings, embedding_hash = embed_items(catalog, item_ids, cfg.embedder, entity_type)
-        popularity = item_popularity(catalog, item_ids)
         if cfg.parent is not None:
             if cfg.parent.type not in tables:
                 raise ValueError(
@@ -207,7 +206,11 @@ def build_sid_tables(
             )
         elif cfg.byo and Path(cfg.byo).exists():
             table = import_sids(
-                cfg.byo, entity_type, item_ids, duplicates=cfg.collisions, popularity=popularity
+                cfg.byo,
+                entity_type,
+                item_ids,
+                duplicates=cfg.collisions,
+                popularity=item_popularity(catalog, item_ids),
             )
             file_hash = hashlib.sha256(Path(cfg.byo).read_bytes()).hexdigest()[:16]
             table = SIDTable(
@@ -230,7 +233,7 @@ def build_sid_tables(
             )
         else:
             table, model, type_report = build_type_table(
-                entity_type, item_ids, embeddings, cfg, popularity, embedding_hash
+                entity_type, item_ids, embeddings, cfg, item_popularity(catalog, item_ids), embedding_hash
             )
             model.save(codebooks_path(sids_dir, entity_type))
         type_report["seconds"] = round(time.perf_counter() - start, 3)

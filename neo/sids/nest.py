@@ -19,6 +19,7 @@ import numpy as np
 
 from neo.data.catalog import Catalog
 from neo.sids.config import ParentConfig
+from neo.sids.embed import group_of
 from neo.sids.table import SIDTable
 
 
@@ -93,16 +94,8 @@ def nested_codes(
     Rows are unique because parent codes are, and ranks are within a parent. The last level is as
     large as the largest family.
     """
-    links = catalog.links
-    parents: list[str] = []
-    orphans: list[str] = []
-    for item in item_ids:
-        linked = links.get(item, {}).get(parent.type) or []
-        found = next((p for p in linked if parent_table.contains(p)), None)
-        if found is None:
-            orphans.append(item)
-        else:
-            parents.append(found)
+    parents = group_of(catalog, item_ids, parent.type)  # the first link, as `embedder.group_by` takes it
+    orphans = [item for item, p in zip(item_ids, parents, strict=True) if p is None or not parent_table.contains(p)]
     if orphans:
         raise ValueError(
             f"nested SIDs need a linked {parent.type!r} with a SID for every item; {len(orphans)} item(s) "
