@@ -9,6 +9,10 @@ meaning already lives converges much faster:
 - the open/close rows of a type start at the embedding of the type's name ("episode", "brand");
 - unused padding slots of the 32-aligned layout start at the mean text row (never predicted: the
   decoder masks them);
+- the rank level of a nested type (`neo.sids.nest`: an episode's rank in its show) also gets an
+  ordinal code: rank r sits on circles of several frequencies at angle r * frequency, so rank r + 1 is
+  rank r turned by one fixed rotation. "The next episode" is then one linear map for every rank,
+  learned from the common ranks and right for the rare ones, not one pair to learn per rank;
 
 every new row gets small Gaussian noise, so rows that share an initialisation (the open and the close
 token) can still part ways. Rows are deliberately *not* rescaled to the norm of a text row: an average
@@ -19,6 +23,7 @@ hidden states share: SmolLM2 then answered "What is the capital of France?" with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -30,6 +35,8 @@ from neo.vocab import SIDVocab, attach_to_tokenizer
 
 TITLE_TOKENS = 24
 """Title tokens averaged per item: enough to name it, short enough to keep init fast on big catalogs."""
+ORDINAL_SCALE = 1.0
+"""Norm of a rank row's ordinal code, in units of the mean text-row norm."""
 
 
 def _mean_token_rows(weight: torch.Tensor, token_lists: list[list[int]]) -> torch.Tensor:
@@ -45,6 +52,20 @@ def _mean_token_rows(weight: torch.Tensor, token_lists: list[list[int]]) -> torc
     return means
 
 
+def ordinal_rows(count: int, dim: int, norm: float, generator: torch.Generator) -> torch.Tensor:
+    """`count` rows of norm `norm`: row r = sum over frequencies w of cos(r w) u_w + sin(r w) v_w.
+
+    The directions u_w, v_w are random orthonormal ones (no shared direction with the text rows); the
+    periods run from 4 ranks to twice the count, so near ranks are near and far ranks stay apart.
+    """
+    frequencies = max(1, min(dim // 2, math.ceil(math.log2(max(count, 2))) + 1))
+    periods = torch.logspace(math.log10(4.0), math.log10(max(2.0 * count, 4.0)), frequencies)
+    angles = torch.arange(count, dtype=torch.float32)[:, None] * (2 * math.pi / periods)[None, :]
+    circle = torch.cat([angles.cos(), angles.sin()], dim=1)  # [count, 2F], each row of norm sqrt(F)
+    basis, _ = torch.linalg.qr(torch.randn(dim, 2 * frequencies, generator=generator))
+    return circle @ basis.T * (norm / math.sqrt(frequencies))
+
+
 def sid_row_init(
     weight: torch.Tensor,
     tokenizer: PreTrainedTokenizerBase,
@@ -57,6 +78,7 @@ def sid_row_init(
     """Initial values of rows `[base_size, total_size)` given the text rows `weight[:base_size]`."""
     base = weight[: vocab.base_size].float()
     new = base.mean(0).repeat(vocab.total_size - vocab.base_size, 1)
+    text_norm = float(base.norm(dim=1).mean())
     for entity_type, table in tables.items():
         block = vocab.block(entity_type)
         name_rows = _mean_token_rows(
@@ -73,11 +95,14 @@ def sid_row_init(
             max_length=TITLE_TOKENS,
         )["input_ids"]
         item_rows = _mean_token_rows(base, encoded)
+        ordinal = {table.levels - 1} if table.parent_type is not None else set()
         for level, size in enumerate(block.codebook_sizes):
             codes = torch.from_numpy(table.codes[:, level]).long()
             sums = torch.zeros(size, base.shape[1]).index_add_(0, codes, item_rows)
             counts = torch.bincount(codes, minlength=size).unsqueeze(1)
             rows = torch.where(counts > 0, sums / counts.clamp(min=1), item_rows.mean(0))
+            if level in ordinal:
+                rows = rows + ordinal_rows(size, base.shape[1], text_norm * ORDINAL_SCALE, generator)
             start = block.level_starts[level] - vocab.base_size
             new[start : start + size] = rows
     noise = torch.randn(new.shape, generator=generator) * noise_std * base.std()

@@ -66,6 +66,14 @@ class SIDTable:
         return item_id in self._row_of_item
 
     @property
+    def parent_type(self) -> str | None:
+        """For a nested type (`neo.sids.nest`), the type whose codes prefix these; its last level is a
+        sibling rank. None for quantised and imported types."""
+        if self.meta.get("source") != "nested":
+            return None
+        return ((self.meta.get("config") or {}).get("parent") or {}).get("type")
+
+    @property
     def version(self) -> str:
         """Hash of the table's content: changes whenever any item's code changes."""
         digest = hashlib.sha256()

@@ -119,6 +119,24 @@ class TaskContext:
         seen = {t for links in self.catalog.links.values() for t in links}
         return [t for t in self.sid_types if t in seen]
 
+    @cached_property
+    def children(self) -> dict[str, dict[str, list[str]]]:
+        """parent item -> nested child type -> its children in sibling order (`neo.sids.nest`).
+
+        Read off the SID tables: a nested code is the parent's code plus the child's rank.
+        """
+        out: dict[str, dict[str, list[str]]] = {}
+        for child_type, table in self.tables.items():
+            parent_type = table.parent_type
+            if parent_type is None or parent_type not in self.tables:
+                continue
+            parents = self.tables[parent_type]
+            for row in sorted(range(len(table)), key=lambda r: int(table.codes[r, -1])):
+                parent = parents.item_of(table.codes[row, :-1])
+                if parent is not None:
+                    out.setdefault(parent, {}).setdefault(child_type, []).append(table.item_ids[row])
+        return out
+
     def target(self, item_id: str, entity_type: str) -> str | None:
         """`target_of` with a memo: the item itself if of `entity_type`, else its most specific linked item of that type."""
         key = (item_id, entity_type)

@@ -32,7 +32,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from neo.data.catalog import Catalog, cache_root
-from neo.tasks import align, profile, rec_sequence, recommend, recsplain, search
+from neo.tasks import align, children, next_items, profile, rec_sequence, recommend, recsplain, search
 from neo.tasks.base import Example, Task, TaskContext
 from neo.tasks.encoding import leading_bos
 from neo.tasks.prompts import ChatFormat, HistoryStyle
@@ -42,7 +42,10 @@ log = logging.getLogger(__name__)
 
 TASKS: dict[str, Task] = {
     t.name: t
-    for t in (align.TASK, recommend.TASK, rec_sequence.TASK, search.TASK, recsplain.TASK, profile.TASK)
+    for t in (
+        align.TASK, children.TASK, next_items.TASK, recommend.TASK, rec_sequence.TASK, search.TASK, recsplain.TASK,
+        profile.TASK,
+    )
 }
 USER_TASKS = ("recommend", "rec_sequence", "recsplain", "profile")
 SPAN_LOSS_TASKS = ("rec_sequence",)
@@ -329,14 +332,16 @@ def tokenize_examples(
     lengths = np.diff(_list_column(tokenized, "input_ids")[1])
     keep = np.flatnonzero(lengths <= max_length)
     if len(keep) < len(tokenized):
-        dropped = len(tokenized) - len(keep)
+        too_long = np.asarray(tokenized["task"])[lengths > max_length]
+        per_task = dict(zip(*np.unique(too_long, return_counts=True), strict=True))
         log.warning(
-            "dropped %d of %d examples longer than max_length=%d tokens (longest: %d); "
-            "lower tasks.*.max_history or raise max_length",
-            dropped,
+            "dropped %d of %d examples longer than max_length=%d tokens (longest: %d; per task: %s); "
+            "lower those tasks' max_history or raise max_length",
+            len(too_long),
             len(tokenized),
             max_length,
             int(lengths.max()),
+            {str(task): int(count) for task, count in per_task.items()},
         )
         tokenized = tokenized.select(keep).flatten_indices()
     return tokenized

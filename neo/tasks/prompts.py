@@ -193,6 +193,38 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Play back everything this user engaged with, in sequence.",
         ),
     },
+    "children": {
+        "train": (
+            "List the {types} of {item} in order, from number {first}.",
+            "Which {types} does {item} have? In order, starting at number {first}.",
+            "Give the {types} of {item}, one per line, from the {first_ordinal} on.",
+            "Enumerate {item}'s {types} in sequence, beginning with number {first}.",
+            "What are the {types} of {item}, in order from number {first}?",
+            "Show the running order of {item}'s {types}, from number {first}.",
+            "In what order do the {types} of {item} come? Start at number {first}.",
+            "Name {item}'s {types} one after another, from the {first_ordinal}.",
+        ),
+        "heldout": (
+            "Starting with number {first}, which {types} follow one another in {item}?",
+            "Walk through {item}'s {types} in order from the {first_ordinal}.",
+        ),
+    },
+    "next_items": {
+        "train": (
+            "Which items do users play right after {item}?",
+            "After {item}, what comes next?",
+            "Users who finished {item} went on to which items?",
+            "What do people engage with next after {item}?",
+            "List what usually follows {item}.",
+            "{item} -- what do users pick next?",
+            "Name the items most often consumed right after {item}.",
+            "What is typically next after {item}?",
+        ),
+        "heldout": (
+            "Once someone is done with {item}, where do they go next?",
+            "Predict the usual follow-ups of {item}.",
+        ),
+    },
     "sid2text": {
         "train": (
             "What is {item}?",
@@ -559,6 +591,30 @@ def profile_prompt(
     return chat.wrap(f"{instruction}\n\n{HISTORY_HEADER}\n{history_block(history, style)}")
 
 
+def ordinal(n: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def children_prompt(
+    parent: str, child_type: str, *, first: int = 1, chat: ChatFormat = PLAIN, template: int | str = 0,
+    pool: Pool = "train",
+) -> str:
+    """A parent item's children of one type in sibling order, from the `first`-th (1-based)."""
+    return chat.wrap(
+        _instruction(
+            "children", template, pool, item=parent, types=plural(child_type), first=first,
+            first_ordinal=ordinal(first),
+        )
+    )
+
+
+def next_items_prompt(item: str, *, chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train") -> str:
+    """What users consume right after `item` (a SID span), most frequent first."""
+    return chat.wrap(_instruction("next_items", template, pool, item=item))
+
+
 def rec_sequence_prompt(*, chat: ChatFormat = PLAIN, template: int | str = 0, pool: Pool = "train") -> str:
     """The prompt whose answer is a user's whole history, rendered line by line as in `recommend_prompt`."""
     return chat.wrap(_instruction("rec_sequence", template, pool))
@@ -641,6 +697,8 @@ def prompt_corpus(entity_types: Sequence[str]) -> list[str]:
                             description="",
                             name="",
                             item="",
+                            first=1,
+                            first_ordinal=ordinal(1),
                         )
                     )
     for phrases in (FORMAT_PHRASES, FAMILIARITY_PHRASES):

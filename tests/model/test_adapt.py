@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from neo.data import Catalog
 from neo.model import adapt_model, load_base_model, merge_sid_rows, split_sid_rows
+from neo.model.adapt import ordinal_rows
 from neo.model.sid_rows import SplitEmbedding, SplitHead
-from neo.sids.table import load_tables
+from neo.sids.table import SIDTable, load_tables
 from neo.vocab import SIDVocab
 
 TINY = dict(
@@ -98,3 +100,40 @@ def test_split_rows_change_nothing_in_the_forward_pass_and_merge_back(mini_world
     assert isinstance(model.get_input_embeddings(), torch.nn.Embedding)
     assert (model.get_output_embeddings().weight is model.get_input_embeddings().weight) == tied
     assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-6)
+
+
+def test_ordinal_rows_make_the_next_rank_one_rotation_away():
+    rows = ordinal_rows(32, 64, norm=5.0, generator=torch.Generator().manual_seed(0))
+    assert rows.shape == (32, 64)
+    assert torch.allclose(rows.norm(dim=1), torch.full((32,), 5.0), atol=1e-4)
+    # One linear map fitted on the first ranks' successors gives the successor of every rank.
+    step = torch.linalg.lstsq(rows[:12], rows[1:13]).solution
+    predicted = rows[:-1] @ step
+    nearest = torch.cdist(predicted, rows).argmin(dim=1)
+    assert torch.equal(nearest, torch.arange(1, 32))
+
+
+def test_only_the_rank_level_of_a_nested_type_gets_the_ordinal_code(mini_world):
+    catalog_dir, sids_dir = mini_world
+    catalog = Catalog.load(catalog_dir)
+    flat = load_tables(sids_dir)
+    episodes = flat["episode"]
+    ranks = np.array([int(item.split("e")[1]) for item in episodes.item_ids])
+    shows = np.array([int(item[1 : item.index("e")]) for item in episodes.item_ids])
+    codes = np.concatenate([flat["show"].codes[shows], ranks[:, None]], axis=1)
+    sizes = (*flat["show"].codebook_sizes, 5)
+    rows = {}
+    nested = {"source": "nested", "config": {"parent": {"type": "show"}}}
+    for source, meta in (("nested", nested), ("byo", {"source": "byo"})):
+        tables = {"show": flat["show"], "episode": SIDTable("episode", episodes.item_ids, codes, sizes, meta)}
+        model, tokenizer = load_base_model(TINY, catalog)
+        vocab = SIDVocab(len(tokenizer), {t: table.codebook_sizes for t, table in tables.items()})
+        text_norm = model.get_input_embeddings().weight.detach().norm(dim=1).mean()
+        adapt_model(model, tokenizer, vocab, catalog, tables, noise_std=0.0)
+        rows[source] = model.get_input_embeddings().weight.detach()
+    extra = rows["nested"] - rows["byo"]
+    rank_ids = [vocab.code_id("episode", 3, r) for r in range(5)]
+    assert torch.allclose(extra[rank_ids].norm(dim=1), torch.full((5,), float(text_norm)), rtol=1e-3)
+    others = torch.ones(len(extra), dtype=torch.bool)
+    others[rank_ids] = False
+    assert torch.equal(extra[others], torch.zeros_like(extra[others]))

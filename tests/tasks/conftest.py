@@ -154,6 +154,17 @@ def random_tables(catalog: Catalog, seed: int = 0) -> dict[str, SIDTable]:
     return tables
 
 
+def nested_tables(catalog: Catalog, seed: int = 0) -> dict[str, SIDTable]:
+    """`random_tables`, but episodes nested under their show (show code + episode number)."""
+    tables = random_tables(catalog, seed)
+    shows = tables["show"]
+    ids = catalog.item_ids("episode")
+    codes = np.array([[*shows.code_of(f"show{i.split('-')[0][2:]}"), int(i.split("-")[1])] for i in ids])
+    meta = {"source": "nested", "config": {"parent": {"type": "show", "order_by": None}}}
+    tables["episode"] = SIDTable("episode", ids, codes, (8, 8, 8, EPISODES_PER_SHOW), meta)
+    return tables
+
+
 def corpus() -> list[str]:
     """Text to train the test tokenizer's BPE on: templates and some catalog-like words."""
     lines = [t for pools in TEMPLATES.values() for pool in pools.values() for t in pool]
@@ -196,7 +207,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
 
 @pytest.fixture(scope="session")
 def tables(catalog: Catalog) -> dict[str, SIDTable]:
-    return random_tables(catalog)
+    return nested_tables(catalog)
 
 
 @pytest.fixture(scope="session")
@@ -239,6 +250,8 @@ def tasks_cfg() -> dict:
                 "formats": {"ids": 0.5, "mixed": 0.25, "text": 0.25},
             },
             "rec_sequence": {"max_history": 20},
+            "children": {"max_children": 3},
+            "next_items": {"k": 3, "min_count": 1},
             "search": {"max_k": 3},
             "recsplain": {"max_history": 8},
             "profile": {"max_history": 10},

@@ -133,14 +133,16 @@ def test_block_causal_mask_exact():
     ]
 
 
-def test_long_examples_are_dropped_not_cut(ctx, plain_tokenizer, tasks_cfg):
+def test_long_examples_are_dropped_not_cut(ctx, plain_tokenizer, tasks_cfg, caplog):
     tokenizer, vocab = plain_tokenizer
     examples = task_examples(ctx, "rec_sequence", {}, seed=0)
     full = tokenize_examples(examples, tokenizer, 10_000, vocab=vocab)
     limit = int(np.median([len(x) for x in full["input_ids"]]))
-    kept = tokenize_examples(examples, tokenizer, limit, vocab=vocab)
+    with caplog.at_level("WARNING", logger="neo.tasks.pipeline"):
+        kept = tokenize_examples(examples, tokenizer, limit, vocab=vocab)
     assert 0 < len(kept) < len(full)
     assert all(len(x) <= limit for x in kept["input_ids"])
+    assert f"per task: {{'rec_sequence': {len(full) - len(kept)}}}" in caplog.text  # names what to shorten
 
 
 def test_training_dataset_is_cached_by_inputs(ctx, plain_tokenizer, tasks_cfg, tmp_path):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import pytest
 
-from neo.tasks import align, profile, recommend, search
+from neo.tasks import align, children, next_items, profile, recommend, search
 from neo.tasks.base import TaskContext
 from neo.tasks.pipeline import IGNORE_INDEX, TASKS, task_examples, tokenize_examples
 from neo.tasks.prompts import ChatFormat
+
+from .conftest import EPISODES_PER_SHOW, SHOWS, episode_id
 
 SPAN_RE = re.compile(r"<\|sid:(\w+)\|>((?:<\|\w+:\d+:\d+\|>)+)<\|/sid:\1\|>")
 CODE_RE = re.compile(r"<\|\w+:\d+:(\d+)\|>")
@@ -183,3 +186,47 @@ def test_attribute_queries_are_answered_by_every_item_sharing_them(catalog):
 
     for query in attribute:
         assert query.items == [i for i in catalog.item_ids(query.type) if names(i) == query.text]
+
+
+def test_children_lists_a_shows_episodes_in_order_from_the_stated_number(ctx):
+    assert ctx.children["show2"] == {"episode": [episode_id(2, n) for n in range(EPISODES_PER_SHOW)]}
+    assert children.keys(ctx, {}) == [f"show{s}" for s in range(len(SHOWS))]  # episodes are nested, nothing else
+    starts = set()
+    for seed in range(20):
+        (example,) = children.examples(ctx, "show2", {"max_children": 3}, seed)
+        window = example.meta["items"][1:]
+        first = int(window[0].split("-")[1])
+        assert window == [episode_id(2, n) for n in range(first, first + 3)]
+        assert example.completion == "\n".join(ctx.span[e] for e in window)
+        assert ctx.span["show2"] in example.prompt
+        assert f"{first + 1}" in example.prompt  # 1-based: the first episode is number 1
+        starts.add(first)
+    assert starts == {0, 1, 2}  # every window position of a 5-episode show occurs
+
+
+def test_children_rejects_a_window_too_short_to_show_an_order(ctx):
+    with pytest.raises(ValueError, match="max_children"):
+        children.examples(ctx, "show0", {"max_children": 1}, 0)
+
+
+def _pair_counts(histories) -> Counter:
+    return Counter((a, b) for items in histories for a, b in zip(items, items[1:], strict=False) if a != b)
+
+
+def test_next_items_lists_an_items_training_successors_most_frequent_first(ctx):
+    train = _pair_counts([x.item for x in ctx.train_history(u)] for u in ctx.train_users)
+    split = ctx.split
+    full = _pair_counts(
+        [x.item for x in [*split.history("test", u), split.test[u]] if x.item in ctx.span] for u in split.test
+    )
+    assert full != train  # validation/test transitions exist, and must not reach any answer
+    keys = next_items.keys(ctx, {"min_count": 2})
+    assert keys and all(any(train[(k, b)] >= 2 for b in ctx.span) for k in keys)
+    for item in keys:
+        (example,) = next_items.examples(ctx, item, {"k": 3, "min_count": 2}, seed=0)
+        answer = example.meta["items"][1:]
+        counts = [train[(item, b)] for b in answer]
+        assert 1 <= len(answer) <= 3 and min(counts) >= 2 and counts == sorted(counts, reverse=True)
+        best = max(n for (a, _), n in train.items() if a == item)
+        assert counts[0] == best
+        assert example.completion == "\n".join(ctx.span[b] for b in answer) and ctx.span[item] in example.prompt
