@@ -12,7 +12,8 @@ meaning already lives converges much faster:
 - the rank level of a nested type (`neo.sids.nest`: an episode's rank in its show) also gets an
   ordinal code: rank r sits on circles of several frequencies at angle r * frequency, so rank r + 1 is
   rank r turned by one fixed rotation. "The next episode" is then one linear map for every rank,
-  learned from the common ranks and right for the rare ones, not one pair to learn per rank;
+  learned from the common ranks and right for the rare ones, not one pair to learn per rank (the
+  code has a text row's norm but lies in random directions, so it adds no shared logit; see below);
 
 every new row gets small Gaussian noise, so rows that share an initialisation (the open and the close
 token) can still part ways. Rows are deliberately *not* rescaled to the norm of a text row: an average
