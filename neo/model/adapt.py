@@ -96,13 +96,13 @@ def sid_row_init(
             max_length=TITLE_TOKENS,
         )["input_ids"]
         item_rows = _mean_token_rows(base, encoded)
-        ordinal = {table.levels - 1} if table.parent_type is not None else set()
+        rank_level = table.levels - 1 if table.parent_type is not None else None
         for level, size in enumerate(block.codebook_sizes):
             codes = torch.from_numpy(table.codes[:, level]).long()
             sums = torch.zeros(size, base.shape[1]).index_add_(0, codes, item_rows)
             counts = torch.bincount(codes, minlength=size).unsqueeze(1)
             rows = torch.where(counts > 0, sums / counts.clamp(min=1), item_rows.mean(0))
-            if level in ordinal:
+            if level == rank_level:
                 rows = rows + ordinal_rows(size, base.shape[1], text_norm * ORDINAL_SCALE, generator)
             start = block.level_starts[level] - vocab.base_size
             new[start : start + size] = rows
