@@ -288,9 +288,12 @@ class Neo:
         beam_width: int = 30,
         max_new_tokens: int = 128,
         rec_prompt: str = "recommend",
+        max_batch_size: int = 32,
     ):
         if rec_prompt not in REC_PROMPTS:
             raise ValueError(f"rec_prompt must be one of {REC_PROMPTS}, got {rec_prompt!r}")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if len(tokenizer) != vocab.total_size:
             raise ValueError(
                 f"tokenizer has {len(tokenizer)} tokens but the SID vocabulary needs "
@@ -315,6 +318,9 @@ class Neo:
         self.device = torch.device(device)
         self.limits = limits or Limits()
         self.beam_width = beam_width
+        # Requests per decoder call: a beam search holds batch x beam rows of logits and KV cache, so
+        # a caller's thousand-request batch is decoded in slices instead of all at once.
+        self.max_batch_size = max_batch_size
         self.max_new_tokens = min(max_new_tokens, self.limits.max_new_tokens)
         self.trie = ItemTrie.build(vocab, self.tables, self.device)
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
@@ -330,6 +336,7 @@ class Neo:
         beam_width: int = 30,
         max_new_tokens: int = 128,
         rec_prompt: str | None = None,
+        max_batch_size: int = 32,
     ) -> Neo:
         """Load a checkpoint directory (see docs/serving.md for what it must contain).
 
@@ -376,6 +383,7 @@ class Neo:
             beam_width=beam_width,
             max_new_tokens=max_new_tokens,
             rec_prompt=rec_prompt,
+            max_batch_size=max_batch_size,
         )
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -593,8 +601,8 @@ class Neo:
         """Answer a mixed batch: one result per request, or the `Exception` that request raised.
 
         Rows are grouped so each decoder call gets rows it can share (ranking rows by beam width,
-        generation rows by allowed types and budget); a bad request fails alone and never takes its
-        batch-mates with it.
+        generation rows by allowed types and budget), at most `max_batch_size` requests a call; a bad
+        request fails alone and never takes its batch-mates with it.
         """
         results: list[Any] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
@@ -612,19 +620,21 @@ class Neo:
                 allowed = tuple(getattr(request, "allowed_types", None) or ())
                 key = ("generate", allowed, self._answer_budget(request))
             groups.setdefault(key, []).append(index)
-        for key, indices in groups.items():
-            group = [requests[i] for i in indices]
-            group_prompts = [prompts[i] for i in indices]
-            try:
-                answers: list[Any] = (
-                    self._rank(group, group_prompts)
-                    if key[0] == "rank"
-                    else self._generate(group, group_prompts)
-                )
-            except Exception as exc:  # reported per request by the caller (the server answers 500)
-                answers = [exc] * len(indices)
-            for index, answer in zip(indices, answers, strict=True):
-                results[index] = answer
+        for key, group_indices in groups.items():
+            for start in range(0, len(group_indices), self.max_batch_size):
+                indices = group_indices[start : start + self.max_batch_size]
+                group = [requests[i] for i in indices]
+                group_prompts = [prompts[i] for i in indices]
+                try:
+                    answers: list[Any] = (
+                        self._rank(group, group_prompts)
+                        if key[0] == "rank"
+                        else self._generate(group, group_prompts)
+                    )
+                except Exception as exc:  # reported per request by the caller (the server answers 500)
+                    answers = [exc] * len(indices)
+                for index, answer in zip(indices, answers, strict=True):
+                    results[index] = answer
         return results
 
     def _run(self, requests: Sequence[Request]) -> list[Any]:

@@ -87,6 +87,20 @@ def test_batched_answers_equal_single_answers(neo_model: Neo) -> None:
         assert [i.score for i in answer] == pytest.approx([i.score for i in alone], abs=1e-4)
 
 
+def test_large_batches_are_decoded_in_slices_with_the_same_answers(
+    neo_model: Neo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [RecommendRequest(history_of(neo_model, 3, offset=i), "show", k=4) for i in range(5)]
+    whole = neo_model.recommend_batch(requests)
+    calls: list[int] = []
+    rank = neo_model._rank
+    monkeypatch.setattr(neo_model, "_rank", lambda group, prompts: calls.append(len(group)) or rank(group, prompts))
+    monkeypatch.setattr(neo_model, "max_batch_size", 2)
+    sliced = neo_model.recommend_batch(requests)
+    assert calls == [2, 2, 1]
+    assert [[i.item_id for i in r] for r in sliced] == [[i.item_id for i in r] for r in whole]
+
+
 def test_search_returns_items_of_the_target_type(neo_model: Neo) -> None:
     items = neo_model.search("a calm history podcast", "show", k=4)
     assert len(items) == 4
