@@ -35,6 +35,7 @@ from neo.tasks.base import TaskContext
 from neo.tasks.encoding import PromptEncoder
 from neo.tasks.prompts import (
     REC_PROMPTS,
+    continues_history,
     profile_prompt,
     rec_sequence_continuation,
     recommend_prompt,
@@ -152,13 +153,11 @@ class ModelEvaluator:
         return {u: wanted[u] for u in self.sample(list(wanted), self.settings.max_users)}
 
     def rec_prompt(self, interactions: Sequence[Any], entity_type: str, k: int) -> str:
-        """The recommendation prompt that `settings.rec_prompt` asks for, by the API's rule
-        (`Neo._continues_sequence`): the history is continued only when it holds an item of the target
-        type; otherwise a continuation would name the wrong type, so the recommend prompt is used."""
+        """The recommendation prompt that `settings.rec_prompt` asks for, by the rule the API serves
+        with (`neo.tasks.prompts.continues_history`)."""
         history = self.history(interactions)
-        if self.settings.rec_prompt == "sequence" and any(
-            self.ctx.type_of[x.item] == entity_type for x in interactions if x.item in self.ctx.span
-        ):
+        history_types = (self.ctx.type_of[x.item] for x in interactions if x.item in self.ctx.span)
+        if continues_history(self.settings.rec_prompt, history_types, entity_type):
             return rec_sequence_continuation(history, chat=self.ctx.chat, style=self.ctx.style)
         return recommend_prompt(history, entity_type, k, "ids", chat=self.ctx.chat, style=self.ctx.style)
 

@@ -38,6 +38,7 @@ from neo.tasks.prompts import (
     ChatFormat,
     HistoryLine,
     HistoryStyle,
+    continues_history,
     generic_prompt,
     profile_prompt,
     rec_sequence_continuation,
@@ -477,14 +478,10 @@ class Neo:
         return lines
 
     def _continues_sequence(self, request: RecommendRequest) -> bool:
-        """Whether a recommendation is asked as the next line of the history (rec_sequence layout):
-        only for checkpoints set to it, targets that the history itself holds, and no discovery control
-        (that layout has no place for one)."""
-        return (
-            self.rec_prompt == "sequence"
-            and request.discovery is None
-            and any(self.records[_item_id(entry)][0] == request.target_type for entry in request.history)
-        )
+        """Whether a recommendation is asked as the next line of the history: the evaluator's rule
+        (`continues_history`), and never with a discovery control (that layout has no place for one)."""
+        history_types = (self.records[_item_id(entry)][0] for entry in request.history)
+        return request.discovery is None and continues_history(self.rec_prompt, history_types, request.target_type)
 
     def _prompt(self, request: Request) -> str:
         """The exact training-time prompt of a request (neo.tasks.prompts builders, the chat format)."""

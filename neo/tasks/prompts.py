@@ -12,7 +12,7 @@ survives paraphrasing).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -622,6 +622,17 @@ def rec_sequence_prompt(*, chat: ChatFormat = PLAIN, template: int | str = 0, po
 
 REC_PROMPTS: tuple[str, ...] = ("recommend", "sequence")
 """How a recommendation can be asked: the recommend task's prompt, or `rec_sequence_continuation`."""
+
+
+def continues_history(rec_prompt: str, history_types: Iterable[str], target_type: str) -> bool:
+    """Whether a recommendation is asked as the history's next line (`rec_sequence_continuation`).
+
+    Only with `rec_prompt="sequence"` and only when the history holds an item of the target type: a
+    continuation names whatever type the next line takes, so for a type the history never holds
+    (show, artist in the demo world) the recommend prompt, which names the type, is used. The
+    evaluator and the API both ask this, so a checkpoint is served the way it was scored.
+    """
+    return rec_prompt == "sequence" and target_type in set(history_types)
 
 
 def rec_sequence_continuation(

@@ -25,7 +25,7 @@ from neo.tasks.pipeline import (
     task_examples,
     tokenize_examples,
 )
-from neo.tasks.prompts import rec_sequence_continuation, rec_sequence_prompt, templates
+from neo.tasks.prompts import continues_history, rec_sequence_continuation, rec_sequence_prompt, templates
 
 
 def test_mixture_counts_exact():
@@ -186,6 +186,13 @@ def test_sequence_continuation_is_a_prefix_of_the_rec_sequence_rows(ctx, plain_t
 def test_sequence_continuation_needs_history(ctx):
     with pytest.raises(ValueError, match="at least one history line"):
         rec_sequence_continuation([], chat=ctx.chat)
+
+
+def test_history_is_continued_only_in_sequence_mode_and_for_a_type_it_holds():
+    assert continues_history("sequence", ["episode", "audiobook"], "episode")
+    assert not continues_history("sequence", ["episode", "audiobook"], "show")  # would name an episode
+    assert not continues_history("recommend", ["episode"], "episode")
+    assert not continues_history("sequence", iter([]), "episode")
 
 
 def test_zero_weight_tasks_are_not_built(ctx):
