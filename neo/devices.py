@@ -1,4 +1,5 @@
-"""Where a recipe runs: one rule for the `device` setting of every recipe and baseline."""
+"""Where a recipe runs: one rule for the `device` setting of every recipe and baseline, and the host
+allocator tuning every recipe starts with."""
 
 from __future__ import annotations
 
