@@ -53,6 +53,7 @@ class ServeRecipe:
             limits=self.limits,
             beam_width=int(self.cfg.beam_width),
             max_new_tokens=int(self.cfg.max_new_tokens),
+            max_batch_size=int(self.cfg.max_batch),  # the batcher's batch is decoded whole, as configured
         )
 
     def run(self) -> int:

@@ -101,6 +101,15 @@ def test_large_batches_are_decoded_in_slices_with_the_same_answers(
     assert [[i.item_id for i in r] for r in sliced] == [[i.item_id for i in r] for r in whole]
 
 
+def test_serve_recipe_decodes_its_whole_micro_batch_in_one_call(random_checkpoint: Path) -> None:
+    from hydra import compose, initialize_config_module
+    from neo.recipes.serve import ServeRecipe
+
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        cfg = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}", "max_batch=48"])
+    assert ServeRecipe(cfg)._load_engine().max_batch_size == 48
+
+
 def test_search_returns_items_of_the_target_type(neo_model: Neo) -> None:
     items = neo_model.search("a calm history podcast", "show", k=4)
     assert len(items) == 4
