@@ -632,7 +632,7 @@ def continues_history(rec_prompt: str, history_types: Iterable[str], target_type
     (show, artist in the demo world) the recommend prompt, which names the type, is used. The
     evaluator and the API both ask this, so a checkpoint is served the way it was scored.
     """
-    return rec_prompt == "sequence" and target_type in set(history_types)
+    return rec_prompt == "sequence" and target_type in history_types
 
 
 def rec_sequence_continuation(
