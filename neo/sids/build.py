@@ -315,3 +315,73 @@ def encode_new_items(
         table.meta,
     )
     return NewItemCodes(list(item_ids), codes, raw, [item_ids[r] for r in moved], extended)
+
+
+def encode_new_children(
+    table: SIDTable,
+    parent_table: SIDTable,
+    item_ids: list[str],
+    parents: list[str],
+    order_keys: list[Any] | None = None,
+) -> NewItemCodes:
+    """Give unseen items of a nested type (`neo.sids.nest`) codes: their parent's code + the next free ranks.
+
+    A new episode comes after the episodes its show already has, so its code is what "the next episode"
+    already predicts. Within one parent the new items take ranks in `order_keys` order (then input
+    order); existing items never move, so a new item is never placed before an old sibling. A parent may
+    be new too: give it a code first (`encode_new_items` on the parent table) and pass the extended table.
+    The rank level cannot grow without changing the vocabulary, so a family that would outgrow it fails.
+    """
+    if table.parent_type is None:
+        raise ValueError(f"the {table.entity_type!r} table is not nested; use encode_new_items")
+    if parent_table.entity_type != table.parent_type:
+        raise ValueError(
+            f"the {table.entity_type!r} table nests under {table.parent_type!r}, "
+            f"got the {parent_table.entity_type!r} table as parent"
+        )
+    if len(parents) != len(item_ids) or (order_keys is not None and len(order_keys) != len(item_ids)):
+        raise ValueError(
+            f"need one parent (and one order key, if given) per new item; got {len(item_ids)} ids, "
+            f"{len(parents)} parents, {'no' if order_keys is None else len(order_keys)} order keys"
+        )
+    known = [i for i in item_ids if table.contains(i)]
+    if known or len(set(item_ids)) != len(item_ids):
+        raise ValueError(
+            f"new items must be distinct and unseen; already in the {table.entity_type!r} table: {known[:5]}"
+        )
+    orphans = [(i, p) for i, p in zip(item_ids, parents, strict=True) if not parent_table.contains(p)]
+    if orphans:
+        raise ValueError(
+            f"{len(orphans)} new item(s) name a parent without a SID in the {parent_table.entity_type!r} "
+            f"table, e.g. {orphans[:5]}; encode new parents first"
+        )
+    next_rank: dict[tuple[int, ...], int] = {}
+    for row in table.codes.tolist():
+        prefix = tuple(row[:-1])
+        next_rank[prefix] = max(next_rank.get(prefix, 0), row[-1] + 1)
+    keys = order_keys if order_keys is not None else [0] * len(item_ids)
+    codes = np.zeros((len(item_ids), table.levels), np.int32)
+    family_size = table.codebook_sizes[-1]
+    full: dict[str, list[str]] = {}
+    for row in sorted(range(len(item_ids)), key=lambda r: (parents[r], keys[r], r)):
+        prefix = parent_table.code_of(parents[row])
+        rank = next_rank.get(prefix, 0)
+        if rank >= family_size:
+            full.setdefault(parents[row], []).append(item_ids[row])
+            continue
+        next_rank[prefix] = rank + 1
+        codes[row] = (*prefix, rank)
+    if full:
+        parent, items = next(iter(full.items()))
+        raise ValueError(
+            f"the {table.entity_type!r} rank level has {family_size} codes and is full for {len(full)} "
+            f"parent(s), e.g. {parent!r} (no rank for {items[:5]}); rebuild the SIDs to grow it"
+        )
+    extended = SIDTable(
+        table.entity_type,
+        [*table.item_ids, *item_ids],
+        np.concatenate([table.codes, codes]),
+        table.codebook_sizes,
+        table.meta,
+    )
+    return NewItemCodes(list(item_ids), codes, codes.copy(), [], extended)

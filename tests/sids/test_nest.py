@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from neo.data import Catalog
-from neo.sids.build import build_sid_tables
+from neo.sids.build import build_sid_tables, encode_new_children
 from neo.sids.config import type_config
 from neo.sids.nest import build_order, sibling_ranks
-from neo.sids.table import load_tables
+from neo.sids.table import SIDTable, load_tables
 
 FAST = {"embedder": {"name": "tfidf", "dim": 8}, "quantizer": {"levels": 2, "codebook_size": 2, "niter": 5}}
 NESTED = {**FAST, "overrides": {"episode": {"parent": {"type": "show", "order_by": "number"}}}}
@@ -116,3 +116,29 @@ def test_demo_world_episodes_nest_under_their_shows(demo_dir: Path, tmp_path: Pa
     assert vocab.block("episode").levels == vocab.block("show").levels + 1
     first = episodes.item_ids[0]
     assert len(vocab.span_ids("episode", episodes.code_of(first))) == episodes.levels + 2  # open + codes + close
+
+
+def test_new_children_take_the_next_free_ranks_of_their_parent(tmp_path: Path) -> None:
+    catalog = Catalog.load(write_shows(tmp_path / "data", EPISODES))
+    tables, _ = build_sid_tables(catalog, NESTED, tmp_path / "run")
+    shows, episodes = tables["show"], tables["episode"]  # rank level of 3: s0 is full, s1 has one free, s2 two
+    free = next(c for c in np.ndindex(*shows.codebook_sizes) if shows.item_of(c) is None)
+    shows = SIDTable("show", [*shows.item_ids, "s3"], np.vstack([shows.codes, free]), shows.codebook_sizes)
+    result = encode_new_children(episodes, shows, ["g3", "f3", "g2", "h1"], ["s2", "s1", "s2", "s3"], [9, 3, 8, 1])
+    expected = {"f3": ("s1", 2), "g2": ("s2", 1), "g3": ("s2", 2), "h1": ("s3", 0)}  # g2 precedes g3 by number
+    for item, (show, rank) in expected.items():
+        assert result.table.code_of(item) == (*shows.code_of(show), rank)
+    assert np.array_equal(result.table.codes[: len(episodes)], episodes.codes)  # old episodes never move
+    assert len({tuple(c) for c in result.table.codes.tolist()}) == len(result.table)
+    assert result.collided == []
+
+    with pytest.raises(ValueError, match="full for 1 parent.*'s0'"):
+        encode_new_children(episodes, shows, ["e4"], ["s0"])
+    with pytest.raises(ValueError, match="without a SID in the 'show' table"):
+        encode_new_children(episodes, shows, ["x1"], ["s9"])
+    with pytest.raises(ValueError, match="unseen"):
+        encode_new_children(episodes, shows, ["e1"], ["s0"])
+    with pytest.raises(ValueError, match="not nested"):
+        encode_new_children(shows, shows, ["s4"], ["s0"])
+    with pytest.raises(ValueError, match="nests under 'show'"):
+        encode_new_children(episodes, episodes, ["x1"], ["e1"])
