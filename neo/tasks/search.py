@@ -159,10 +159,33 @@ def queries(catalog: Catalog, part: str | None = None, seed: int = 0, per_item: 
     return [q for q in found if part is None or q.split == part]
 
 
+SYNTHETIC_MODES = ("auto", "always", "never")
+
+
+def training_queries(catalog: Catalog, synthetic: str = "auto", seed: int = 0, per_item: int = 3) -> list[Query]:
+    """The queries search examples are made of: only `split == "train"` ones.
+
+    `synthetic` says when metadata-derived queries join the logged ones: `auto` only for a catalog that
+    logs none (for its unlinked types, as `synthetic_queries` does), `always` in addition to logged
+    queries and for every type (they tie each item's own words to its SID, which logged queries, a few
+    per topic, cannot), `never` logged queries only. Evaluation always uses
+    `queries(catalog, "test")`, so the extra synthetic queries never change what is scored.
+    """
+    if synthetic not in SYNTHETIC_MODES:
+        raise ValueError(f"tasks.search.synthetic: expected one of {list(SYNTHETIC_MODES)}, got {synthetic!r}")
+    logged = logged_queries(catalog)
+    found = list(logged)
+    if synthetic == "always":
+        found += synthetic_queries(catalog, seed, per_item, types=list(catalog.type_names))
+    elif synthetic == "auto" and not logged:
+        found += synthetic_queries(catalog, seed, per_item)
+    return [q for q in found if q.split == "train"]
+
+
 def _train_index(ctx: TaskContext, cfg: Mapping[str, Any]) -> dict[str, Query]:
-    key = ("search", int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3)))
+    key = ("search", str(cfg.get("synthetic", "auto")), int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3)))
     if key not in ctx.memo:
-        found = queries(ctx.catalog, "train", seed=key[1], per_item=key[2])
+        found = training_queries(ctx.catalog, key[1], seed=key[2], per_item=key[3])
         ctx.memo[key] = {q.id: q for q in found if q.type in ctx.tables}
     return ctx.memo[key]
 

@@ -135,6 +135,18 @@ def test_search_uses_only_training_queries(ctx):
     assert "garden episodes" in example.prompt and "2 episodes" in example.prompt
 
 
+def test_synthetic_mode_decides_whether_keyword_queries_join_logged_ones(catalog):
+    logged = {q.id for q in search.training_queries(catalog, "never")}
+    assert logged == {"q1", "q2", "q4"}
+    assert {q.id for q in search.training_queries(catalog, "auto")} == logged  # the catalog logs queries
+    both = search.training_queries(catalog, "always", per_item=3)
+    extra = [q for q in both if q.id not in logged]
+    assert extra and all(q.synthetic and q.split == "train" for q in extra)
+    assert {q.type for q in extra} == set(catalog.type_names)  # every type, linked ones too
+    with pytest.raises(ValueError, match="tasks.search.synthetic"):
+        search.training_queries(catalog, "sometimes")
+
+
 def test_profile_uses_the_profiles_table(ctx):
     (example,) = profile.examples(ctx, "u3", {}, seed=0)
     assert example.completion == "Listener u3 likes talk shows and audiobooks."
