@@ -396,6 +396,43 @@ class Neo:
         """Entity type -> number of items the model can recommend."""
         return {t: len(table) for t, table in self.tables.items()}
 
+    def add_items(self, table: SIDTable, titles: Mapping[str, str]) -> list[str]:
+        """Make new items nameable without retraining; returns their ids.
+
+        `table` is a type's table extended with the new items (`neo.sids.build.encode_new_items`, or
+        `encode_new_children` for a nested type such as a show's new episode); `titles` gives each new
+        item's title. A type's SID tokens are shared by all its items, so the model can already write the
+        new codes: only the trie and the item records change. Existing items must keep their codes.
+        """
+        entity_type = table.entity_type
+        self._check_type("table.entity_type", entity_type)
+        current = self.tables[entity_type]
+        old = len(current)
+        unchanged = (
+            table.codebook_sizes == current.codebook_sizes
+            and table.item_ids[:old] == current.item_ids
+            and table.codes[:old].tolist() == current.codes.tolist()
+        )
+        if not unchanged:
+            raise ValueError(
+                f"the new {entity_type!r} table must keep the codebook sizes and start with the current {old} "
+                "items and their codes, unchanged; extend it with encode_new_items / encode_new_children"
+            )
+        new_ids = table.item_ids[old:]
+        taken = [i for i in new_ids if i in self.records]
+        if taken:
+            raise ValueError(f"item id(s) already in the catalog: {taken[:5]}")
+        untitled = [i for i in new_ids if not isinstance(titles.get(i), str)]
+        if untitled:
+            raise ValueError(f"titles: no title (a string) for new item(s) {untitled[:5]}")
+        trie = ItemTrie.build(self.vocab, {**self.tables, entity_type: table}, self.device)
+        # Records first, trie last: a request running meanwhile either cannot reach a new item yet or
+        # finds its record.
+        self.records = {**self.records, **{i: (entity_type, titles[i]) for i in new_ids}}
+        self.tables = {**self.tables, entity_type: table}
+        self.trie = trie
+        return list(new_ids)
+
     def item(self, item_id: str, score: float | None = None) -> ItemResult:
         entity_type, title = self.records[item_id]
         sid = self.vocab.span_text(entity_type, self.tables[entity_type].code_of(item_id))

@@ -300,3 +300,38 @@ def test_generate_passes_each_request_its_filters(neo_model: Neo, monkeypatch: p
     assert seen["filters"] == [allowed] and isinstance(answer.text, str)
     with pytest.raises(NeoInputError, match=r"filters.deny\[0\]: unknown item 'nope'"):
         neo_model.generate("Name some shows.", filters=ItemFilters(deny=["nope"]))
+
+
+def test_added_items_can_be_recommended_without_retraining(random_checkpoint: Path) -> None:
+    import numpy as np
+
+    from neo.sids.table import SIDTable
+
+    probe = Neo.from_pretrained(random_checkpoint, limits=Limits(max_history=2000))
+    shows = probe.tables["show"]
+    free = [c for c in np.ndindex(*shows.codebook_sizes) if shows.item_of(c) is None][:2]
+    extended = SIDTable("show", [*shows.item_ids, "show-new-0", "show-new-1"], np.vstack([shows.codes, free]),
+                        shows.codebook_sizes, shows.meta)
+    # A beam as wide as the catalog ranks every show: the new ones must be among them, with their titles.
+    exact = Neo.from_pretrained(random_checkpoint, limits=Limits(max_history=2000, max_k=1000),
+                                beam_width=len(extended))
+    history = history_of(exact, 4)
+    added = exact.add_items(extended, {"show-new-0": "Brand New", "show-new-1": "Newer"})
+    assert added == ["show-new-0", "show-new-1"]
+    ranked = exact.recommend(history, "show", k=len(extended))
+    assert {i.item_id for i in ranked} == set(extended.item_ids)
+    assert exact.item("show-new-0").title == "Brand New"
+    assert_valid_items(exact, ranked, "show")
+
+    moved = SIDTable("show", shows.item_ids, shows.codes[::-1].copy(), shows.codebook_sizes)
+    with pytest.raises(ValueError, match="start with the current"):
+        probe.add_items(moved, {})
+    with pytest.raises(ValueError, match="no title"):
+        probe.add_items(extended, {"show-new-0": "Brand New"})
+    taken = SIDTable("show", [*shows.item_ids, history[0]], np.vstack([shows.codes, free[:1]]),
+                     shows.codebook_sizes)
+    with pytest.raises(ValueError, match="already in the catalog"):
+        probe.add_items(taken, {history[0]: "x"})
+    with pytest.raises(NeoInputError, match="unknown entity type"):
+        probe.add_items(SIDTable("podcast", [], np.zeros((0, 1), np.int32), (1,)), {})
+    assert probe.catalog_summary()["show"] == len(shows)  # failed calls changed nothing
