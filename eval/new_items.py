@@ -69,7 +69,9 @@ def new_children_probe(
     probe = rng.sample(probe, min(users, len(probe)))
     control = rng.sample(control, min(users, len(control)))
     if not probe:
-        raise ValueError(f"no user's last play is the latest {child_type!r} of a parent with room for a new one")
+        raise ValueError(
+            f"no user's last play is the latest {child_type!r} of a parent with room for a new one"
+        )
 
     answers = _recommend(model, [histories[u] for u in probe], child_type, k)
     wanted = [new_of_latest[histories[u][-1]] for u in probe]
@@ -89,7 +91,9 @@ def new_children_probe(
         "new_child/top1": sum(a[:1] == [w] for a, w in zip(answers, wanted, strict=True)) / len(probe),
         f"new_child/hit@{k}": sum(w in a for a, w in zip(answers, wanted, strict=True)) / len(probe),
         "control_users": len(control),
-        f"control/new_children_per_top{k}": sum(sum(i.endswith(NEW_SUFFIX) for i in a) for a in control_answers)
+        f"control/new_children_per_top{k}": sum(
+            sum(i.endswith(NEW_SUFFIX) for i in a) for a in control_answers
+        )
         / max(1, len(control)),
         "control/share_with_new_child_of_unheard_parent": unrelated / max(1, len(control)),
     }
@@ -104,9 +108,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--beam-width", type=int, default=20)
     args = parser.parse_args(argv)
     directory = Path(args.checkpoint)
-    catalog_dir = Path(args.catalog) if args.catalog else find_catalog(directory, read_checkpoint_meta(directory))
+    catalog_dir = (
+        Path(args.catalog) if args.catalog else find_catalog(directory, read_checkpoint_meta(directory))
+    )
     model = Neo.from_pretrained(directory, catalog=catalog_dir, beam_width=args.beam_width)
     print(json.dumps(new_children_probe(model, Catalog.load(catalog_dir), args.type, args.users), indent=2))
+
 
 if __name__ == "__main__":
     main()

@@ -415,8 +415,9 @@ class Neo:
         )
         if not unchanged:
             raise ValueError(
-                f"the new {entity_type!r} table must keep the codebook sizes and start with the current {old} "
-                "items and their codes, unchanged; extend it with encode_new_items / encode_new_children"
+                f"the new {entity_type!r} table must keep the codebook sizes and start with the current "
+                f"{old} items and their codes, unchanged; extend it with encode_new_items / "
+                "encode_new_children"
             )
         new_ids = table.item_ids[old:]
         taken = [i for i in new_ids if i in self.records]

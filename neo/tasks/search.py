@@ -162,7 +162,9 @@ def queries(catalog: Catalog, part: str | None = None, seed: int = 0, per_item: 
 SYNTHETIC_MODES = ("auto", "always", "never")
 
 
-def training_queries(catalog: Catalog, synthetic: str = "auto", seed: int = 0, per_item: int = 3) -> list[Query]:
+def training_queries(
+    catalog: Catalog, synthetic: str = "auto", seed: int = 0, per_item: int = 3
+) -> list[Query]:
     """The queries search examples are made of: only `split == "train"` ones.
 
     `synthetic` says when metadata-derived queries join the logged ones: `auto` only for a catalog that
@@ -172,7 +174,9 @@ def training_queries(catalog: Catalog, synthetic: str = "auto", seed: int = 0, p
     `queries(catalog, "test")`, so the extra synthetic queries never change what is scored.
     """
     if synthetic not in SYNTHETIC_MODES:
-        raise ValueError(f"tasks.search.synthetic: expected one of {list(SYNTHETIC_MODES)}, got {synthetic!r}")
+        raise ValueError(
+            f"tasks.search.synthetic: expected one of {list(SYNTHETIC_MODES)}, got {synthetic!r}"
+        )
     logged = logged_queries(catalog)
     found = list(logged)
     if synthetic == "always":
@@ -183,9 +187,11 @@ def training_queries(catalog: Catalog, synthetic: str = "auto", seed: int = 0, p
 
 
 def _train_index(ctx: TaskContext, cfg: Mapping[str, Any]) -> dict[str, Query]:
-    key = ("search", str(cfg.get("synthetic", "auto")), int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3)))
+    synthetic = str(cfg.get("synthetic", "auto"))
+    seed, per_item = int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3))
+    key = ("search", synthetic, seed, per_item)
     if key not in ctx.memo:
-        found = training_queries(ctx.catalog, key[1], seed=key[2], per_item=key[3])
+        found = training_queries(ctx.catalog, synthetic, seed=seed, per_item=per_item)
         ctx.memo[key] = {q.id: q for q in found if q.type in ctx.tables}
     return ctx.memo[key]
 

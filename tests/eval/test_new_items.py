@@ -19,8 +19,13 @@ from neo.sids.table import SIDS_DIR, SIDTable, load_tables, save_tables
 
 def test_latest_child_is_the_highest_rank_under_each_parent() -> None:
     parents = SIDTable("show", ["a", "b"], np.array([[0, 1], [1, 0]]), (2, 2))
-    children = SIDTable("episode", ["a1", "a3", "a2", "b1"], np.array([[0, 1, 0], [0, 1, 2], [0, 1, 1], [1, 0, 0]]),
-                        (2, 2, 4), {"source": "nested", "config": {"parent": {"type": "show"}}})
+    children = SIDTable(
+        "episode",
+        ["a1", "a3", "a2", "b1"],
+        np.array([[0, 1, 0], [0, 1, 2], [0, 1, 1], [1, 0, 0]]),
+        (2, 2, 4),
+        {"source": "nested", "config": {"parent": {"type": "show"}}},
+    )
     assert latest_children(children, parents) == {"a": "a3", "b": "b1"}
 
 
@@ -30,12 +35,18 @@ def nested_checkpoint(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     catalog = Catalog.load(demo_dir)
     episodes = catalog.item_ids("episode")
     family = max(Counter(catalog.links[e]["show"][0] for e in episodes).values())
-    out = write_random_checkpoint(tmp_path_factory.mktemp("nested"), demo_dir,
-                                  codebook_sizes={"episode": (16, 16, 16, family + 1)})
+    out = write_random_checkpoint(
+        tmp_path_factory.mktemp("nested"), demo_dir, codebook_sizes={"episode": (16, 16, 16, family + 1)}
+    )
     tables = load_tables(out / SIDS_DIR)
     codes, _ = nested_codes(catalog, episodes, ParentConfig("show", "episode_number"), tables["show"])
-    tables["episode"] = SIDTable("episode", episodes, codes, (16, 16, 16, family + 1),
-                                 {"source": "nested", "config": {"parent": {"type": "show"}}})
+    tables["episode"] = SIDTable(
+        "episode",
+        episodes,
+        codes,
+        (16, 16, 16, family + 1),
+        {"source": "nested", "config": {"parent": {"type": "show"}}},
+    )
     save_tables(out / SIDS_DIR, tables)
     return out
 

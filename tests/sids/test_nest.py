@@ -121,14 +121,16 @@ def test_demo_world_episodes_nest_under_their_shows(demo_dir: Path, tmp_path: Pa
 def test_new_children_take_the_next_free_ranks_of_their_parent(tmp_path: Path) -> None:
     catalog = Catalog.load(write_shows(tmp_path / "data", EPISODES))
     tables, _ = build_sid_tables(catalog, NESTED, tmp_path / "run")
-    shows, episodes = tables["show"], tables["episode"]  # rank level of 3: s0 is full, s1 has one free, s2 two
+    shows, episodes = tables["show"], tables["episode"]  # rank level of 3: s0 full, s1 one free, s2 two
     free = next(c for c in np.ndindex(*shows.codebook_sizes) if shows.item_of(c) is None)
     shows = SIDTable("show", [*shows.item_ids, "s3"], np.vstack([shows.codes, free]), shows.codebook_sizes)
-    result = encode_new_children(episodes, shows, ["g3", "f3", "g2", "h1"], ["s2", "s1", "s2", "s3"], [9, 3, 8, 1])
-    expected = {"f3": ("s1", 2), "g2": ("s2", 1), "g3": ("s2", 2), "h1": ("s3", 0)}  # g2 precedes g3 by number
+    result = encode_new_children(
+        episodes, shows, ["g3", "f3", "g2", "h1"], ["s2", "s1", "s2", "s3"], [9, 3, 8, 1]
+    )
+    expected = {"f3": ("s1", 2), "g2": ("s2", 1), "g3": ("s2", 2), "h1": ("s3", 0)}  # g2 before g3
     for item, (show, rank) in expected.items():
         assert result.table.code_of(item) == (*shows.code_of(show), rank)
-    assert np.array_equal(result.table.codes[: len(episodes)], episodes.codes)  # old episodes never move
+    assert np.array_equal(result.table.codes[: len(episodes)], episodes.codes)  # old ones never move
     assert len({tuple(c) for c in result.table.codes.tolist()}) == len(result.table)
     assert result.collided == []
 
