@@ -30,14 +30,10 @@ from neo.sids.embed import embed_items, training_histories
 from neo.sids.nest import build_order, nested_codes
 from neo.sids.quantize import ResidualQuantizer, fit_quantizer
 from neo.sids.report import quality_report
-from neo.sids.table import SIDS_DIR, SIDTable, save_tables
+from neo.sids.table import SIDS_DIR, SIDTable, codebooks_path, save_tables
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.json"
-
-
-def codebooks_path(sids_dir: str | os.PathLike, entity_type: str) -> Path:
-    return Path(sids_dir) / f"{entity_type}.codebooks.npz"
 
 
 def load_quantizer(sids_dir: str | os.PathLike, entity_type: str) -> ResidualQuantizer:

@@ -111,6 +111,11 @@ class SIDTable:
         return table
 
 
+def codebooks_path(sids_dir: str | os.PathLike, entity_type: str) -> Path:
+    """Where a quantised type's fitted codebooks sit beside its table (`neo.sids.build.load_quantizer`)."""
+    return Path(sids_dir) / f"{entity_type}.codebooks.npz"
+
+
 def save_tables(directory: str | os.PathLike, tables: Mapping[str, SIDTable]) -> None:
     directory = Path(directory)
     for table in tables.values():

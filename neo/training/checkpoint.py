@@ -19,7 +19,7 @@ from typing import Any
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from neo.io import write_json
-from neo.sids.table import SIDS_DIR, load_tables, save_tables
+from neo.sids.table import SIDS_DIR, codebooks_path, load_tables, save_tables
 from neo.vocab import SIDVocab
 
 NEO_FILE = "neo.json"
@@ -42,7 +42,12 @@ def save_stage_checkpoint(
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     vocab.save(tmp)
-    save_tables(tmp / SIDS_DIR, load_tables(sids_dir))
+    tables = load_tables(sids_dir)
+    save_tables(tmp / SIDS_DIR, tables)
+    for entity_type in tables:  # the fitted codebooks, so new items can get codes from the checkpoint alone
+        codebooks = codebooks_path(sids_dir, entity_type)
+        if codebooks.exists():
+            shutil.copy2(codebooks, codebooks_path(tmp / SIDS_DIR, entity_type))
     for entry in sorted(tmp.iterdir()):
         target = directory / entry.name
         if target.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -36,7 +37,11 @@ def test_align_checkpoint_loads_with_from_pretrained(make_tiny, make_rows, mini_
     )
     engine.train()
     trained = engine.export_model()
-    save_stage_checkpoint(tmp_path / "align", trained, tokenizer, vocab, mini_world[1], {"stage": "align"})
+    sids_dir = tmp_path / "sids"
+    shutil.copytree(mini_world[1], sids_dir)
+    (sids_dir / "show.codebooks.npz").write_bytes(b"fitted show codebooks")
+    (sids_dir / "podcast.codebooks.npz").write_bytes(b"a type without a table")
+    save_stage_checkpoint(tmp_path / "align", trained, tokenizer, vocab, sids_dir, {"stage": "align"})
 
     directory = require_stage(tmp_path / "align", "align", "instruct")
     names = {p.name for p in directory.iterdir()}
@@ -50,6 +55,8 @@ def test_align_checkpoint_loads_with_from_pretrained(make_tiny, make_rows, mini_
         "sids",
         "metrics.jsonl",
     } <= names
+    assert sorted(p.name for p in (directory / "sids").glob("*.codebooks.npz")) == ["show.codebooks.npz"]
+    assert (directory / "sids" / "show.codebooks.npz").read_bytes() == b"fitted show codebooks"
     loaded = AutoModelForCausalLM.from_pretrained(directory)
     ids = torch.tensor([rows[0]["input_ids"]])
     assert torch.allclose(loaded(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5)
