@@ -303,14 +303,8 @@ def encode_new_items(
     taken = {tuple(row) for row in table.codes.tolist()}
     rank = model_ranker(model, model.project(embeddings), extra_size)
     codes, moved = resolve_by_popularity(start, table.codebook_sizes, None, rank, taken)
-    extended = SIDTable(
-        table.entity_type,
-        [*table.item_ids, *item_ids],
-        np.concatenate([table.codes, codes]),
-        table.codebook_sizes,
-        table.meta,
-    )
-    return NewItemCodes(list(item_ids), codes, raw, [item_ids[r] for r in moved], extended)
+    collided = [item_ids[r] for r in moved]
+    return NewItemCodes(list(item_ids), codes, raw, collided, table.with_items(item_ids, codes))
 
 
 def encode_new_children(
@@ -373,11 +367,4 @@ def encode_new_children(
             f"the {table.entity_type!r} rank level has {family_size} codes and is full for {len(full)} "
             f"parent(s), e.g. {parent!r} (no rank for {items[:5]}); rebuild the SIDs to grow it"
         )
-    extended = SIDTable(
-        table.entity_type,
-        [*table.item_ids, *item_ids],
-        np.concatenate([table.codes, codes]),
-        table.codebook_sizes,
-        table.meta,
-    )
-    return NewItemCodes(list(item_ids), codes, codes.copy(), [], extended)
+    return NewItemCodes(list(item_ids), codes, codes.copy(), [], table.with_items(item_ids, codes))

@@ -59,6 +59,16 @@ class SIDTable:
         except KeyError:
             raise KeyError(f"item {item_id!r} has no SID in the {self.entity_type!r} table") from None
 
+    def with_items(self, item_ids: Sequence[str], codes: np.ndarray) -> SIDTable:
+        """This table with new items appended (same sizes and meta; existing rows untouched)."""
+        return SIDTable(
+            self.entity_type,
+            [*self.item_ids, *item_ids],
+            np.concatenate([self.codes, np.asarray(codes, np.int32).reshape(len(item_ids), self.levels)]),
+            self.codebook_sizes,
+            self.meta,
+        )
+
     def item_of(self, codes: Sequence[int]) -> str | None:
         return self._item_of_code.get(tuple(int(c) for c in codes))
 

@@ -310,8 +310,7 @@ def test_added_items_can_be_recommended_without_retraining(random_checkpoint: Pa
     probe = Neo.from_pretrained(random_checkpoint, limits=Limits(max_history=2000))
     shows = probe.tables["show"]
     free = [c for c in np.ndindex(*shows.codebook_sizes) if shows.item_of(c) is None][:2]
-    extended = SIDTable("show", [*shows.item_ids, "show-new-0", "show-new-1"], np.vstack([shows.codes, free]),
-                        shows.codebook_sizes, shows.meta)
+    extended = shows.with_items(["show-new-0", "show-new-1"], free)
     # A beam as wide as the catalog ranks every show: the new ones must be among them, with their titles.
     exact = Neo.from_pretrained(random_checkpoint, limits=Limits(max_history=2000, max_k=1000),
                                 beam_width=len(extended))
@@ -328,8 +327,7 @@ def test_added_items_can_be_recommended_without_retraining(random_checkpoint: Pa
         probe.add_items(moved, {})
     with pytest.raises(ValueError, match="no title"):
         probe.add_items(extended, {"show-new-0": "Brand New"})
-    taken = SIDTable("show", [*shows.item_ids, history[0]], np.vstack([shows.codes, free[:1]]),
-                     shows.codebook_sizes)
+    taken = shows.with_items([history[0]], free[:1])
     with pytest.raises(ValueError, match="already in the catalog"):
         probe.add_items(taken, {history[0]: "x"})
     with pytest.raises(NeoInputError, match="unknown entity type"):

@@ -12,7 +12,7 @@ from neo.data import Catalog
 from neo.sids.build import build_sid_tables, encode_new_children
 from neo.sids.config import type_config
 from neo.sids.nest import build_order, sibling_ranks
-from neo.sids.table import SIDTable, load_tables
+from neo.sids.table import load_tables
 
 FAST = {"embedder": {"name": "tfidf", "dim": 8}, "quantizer": {"levels": 2, "codebook_size": 2, "niter": 5}}
 NESTED = {**FAST, "overrides": {"episode": {"parent": {"type": "show", "order_by": "number"}}}}
@@ -123,7 +123,7 @@ def test_new_children_take_the_next_free_ranks_of_their_parent(tmp_path: Path) -
     tables, _ = build_sid_tables(catalog, NESTED, tmp_path / "run")
     shows, episodes = tables["show"], tables["episode"]  # rank level of 3: s0 full, s1 one free, s2 two
     free = next(c for c in np.ndindex(*shows.codebook_sizes) if shows.item_of(c) is None)
-    shows = SIDTable("show", [*shows.item_ids, "s3"], np.vstack([shows.codes, free]), shows.codebook_sizes)
+    shows = shows.with_items(["s3"], [free])
     result = encode_new_children(
         episodes, shows, ["g3", "f3", "g2", "h1"], ["s2", "s1", "s2", "s3"], [9, 3, 8, 1]
     )
