@@ -26,9 +26,14 @@ from neo.sids.table import SIDTable
 NEW_SUFFIX = "~new"
 
 
+def parents_by_code(parents: SIDTable) -> dict[tuple[int, ...], str]:
+    """A nested child's code without its rank -> the parent id."""
+    return {parents.code_of(p): p for p in parents.item_ids}
+
+
 def latest_children(children: SIDTable, parents: SIDTable) -> dict[str, str]:
     """Parent id -> its child with the highest rank (the last level of a nested code)."""
-    parent_of_prefix = {parents.code_of(p): p for p in parents.item_ids}
+    parent_of_prefix = parents_by_code(parents)
     best: dict[str, tuple[int, str]] = {}
     for item, code in zip(children.item_ids, children.codes.tolist(), strict=True):
         parent = parent_of_prefix[tuple(code[:-1])]
@@ -58,8 +63,8 @@ def new_children_probe(
     added = encode_new_children(children, parents, [p + NEW_SUFFIX for p in with_room], with_room)
     model.add_items(added.table, {p + NEW_SUFFIX: f"{model.records[p][1]} (new)" for p in with_room})
 
-    histories = {  # whole logged histories: the probe asks about what comes after the last play
-        user: [item for item, _, _ in events if item in model.records]
+    histories = {  # whole logged histories (within the API's limit): what comes after the last play?
+        user: [item for item, _, _ in events if item in model.records][-model.limits.max_history :]
         for user, events in catalog.sequences().items()
     }
     histories = {user: h for user, h in histories.items() if h}
@@ -76,7 +81,7 @@ def new_children_probe(
     answers = _recommend(model, [histories[u] for u in probe], child_type, k)
     wanted = [new_of_latest[histories[u][-1]] for u in probe]
     control_answers = _recommend(model, [histories[u] for u in control], child_type, k)
-    parent_of_prefix = {parents.code_of(p): p for p in parents.item_ids}
+    parent_of_prefix = parents_by_code(parents)
 
     def parent_of(item: str) -> str:
         return parent_of_prefix[model.tables[child_type].code_of(item)[:-1]]

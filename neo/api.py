@@ -423,6 +423,8 @@ class Neo:
         taken = [i for i in new_ids if i in self.records]
         if taken:
             raise ValueError(f"item id(s) already in the catalog: {taken[:5]}")
+        if len(set(new_ids)) != len(new_ids) or len({tuple(c) for c in table.codes.tolist()}) != len(table):
+            raise ValueError(f"new {entity_type!r} items need distinct ids and codes no other item has")
         untitled = [i for i in new_ids if not isinstance(titles.get(i), str)]
         if untitled:
             raise ValueError(f"titles: no title (a string) for new item(s) {untitled[:5]}")

@@ -330,6 +330,9 @@ def test_added_items_can_be_recommended_without_retraining(random_checkpoint: Pa
     taken = shows.with_items([history[0]], free[:1])
     with pytest.raises(ValueError, match="already in the catalog"):
         probe.add_items(taken, {history[0]: "x"})
+    twin = shows.with_items(["show-twin"], shows.codes[:1])
+    with pytest.raises(ValueError, match="distinct ids and codes"):
+        probe.add_items(twin, {"show-twin": "Twin"})
     with pytest.raises(NeoInputError, match="unknown entity type"):
         probe.add_items(SIDTable("podcast", [], np.zeros((0, 1), np.int32), (1,)), {})
     assert probe.catalog_summary()["show"] == len(shows)  # failed calls changed nothing
