@@ -26,20 +26,9 @@ from neo.sids.table import SIDTable
 NEW_SUFFIX = "~new"
 
 
-def parents_by_code(parents: SIDTable) -> dict[tuple[int, ...], str]:
-    """A nested child's code without its rank -> the parent id."""
-    return {parents.code_of(p): p for p in parents.item_ids}
-
-
 def latest_children(children: SIDTable, parents: SIDTable) -> dict[str, str]:
     """Parent id -> its child with the highest rank (the last level of a nested code)."""
-    parent_of_prefix = parents_by_code(parents)
-    best: dict[str, tuple[int, str]] = {}
-    for item, code in zip(children.item_ids, children.codes.tolist(), strict=True):
-        parent = parent_of_prefix[tuple(code[:-1])]
-        if parent not in best or code[-1] > best[parent][0]:
-            best[parent] = (code[-1], item)
-    return {parent: item for parent, (_, item) in best.items()}
+    return {parent: members[-1] for parent, members in children.families(parents).items()}
 
 
 def _recommend(model: Neo, histories: Sequence[list[str]], child_type: str, k: int) -> list[list[str]]:
@@ -81,15 +70,15 @@ def new_children_probe(
     answers = _recommend(model, [histories[u] for u in probe], child_type, k)
     wanted = [new_of_latest[histories[u][-1]] for u in probe]
     control_answers = _recommend(model, [histories[u] for u in control], child_type, k)
-    parent_of_prefix = parents_by_code(parents)
-
-    def parent_of(item: str) -> str:
-        return parent_of_prefix[model.tables[child_type].code_of(item)[:-1]]
-
+    parent_of = {
+        child: parent
+        for parent, members in model.tables[child_type].families(parents).items()
+        for child in members
+    }
     unrelated = 0
     for user, answer in zip(control, control_answers, strict=True):
-        heard = {parent_of(i) for i in histories[user] if model.records[i][0] == child_type}
-        unrelated += any(i.endswith(NEW_SUFFIX) and parent_of(i) not in heard for i in answer)
+        heard = {parent_of[i] for i in histories[user] if model.records[i][0] == child_type}
+        unrelated += any(i.endswith(NEW_SUFFIX) and parent_of[i] not in heard for i in answer)
     return {
         "parents_with_new_child": len(with_room),
         "probe_users": len(probe),

@@ -345,22 +345,20 @@ def encode_new_children(
             f"{len(orphans)} new item(s) name a parent without a SID in the {parent_table.entity_type!r} "
             f"table, e.g. {orphans[:5]}; encode new parents first"
         )
-    next_rank: dict[tuple[int, ...], int] = {}
-    for row in table.codes.tolist():
-        prefix = tuple(row[:-1])
-        next_rank[prefix] = max(next_rank.get(prefix, 0), row[-1] + 1)
+    next_rank = {
+        parent: table.code_of(members[-1])[-1] + 1 for parent, members in table.families(parent_table).items()
+    }
     keys = order_keys if order_keys is not None else [0] * len(item_ids)
     codes = np.zeros((len(item_ids), table.levels), np.int32)
     family_size = table.codebook_sizes[-1]
     full: dict[str, list[str]] = {}
     for row in sorted(range(len(item_ids)), key=lambda r: (parents[r], keys[r], r)):
-        prefix = parent_table.code_of(parents[row])
-        rank = next_rank.get(prefix, 0)
+        rank = next_rank.get(parents[row], 0)
         if rank >= family_size:
             full.setdefault(parents[row], []).append(item_ids[row])
             continue
-        next_rank[prefix] = rank + 1
-        codes[row] = (*prefix, rank)
+        next_rank[parents[row]] = rank + 1
+        codes[row] = (*parent_table.code_of(parents[row]), rank)
     if full:
         parent, items = next(iter(full.items()))
         raise ValueError(

@@ -83,6 +83,16 @@ class SIDTable:
             return None
         return ((self.meta.get("config") or {}).get("parent") or {}).get("type")
 
+    def families(self, parents: SIDTable) -> dict[str, list[str]]:
+        """For a nested table: parent id -> its children in sibling order, read off the codes (a child's
+        code is its parent's code + its rank). Rows whose prefix is no parent's code are skipped."""
+        out: dict[str, list[str]] = {}
+        for row in np.argsort(self.codes[:, -1], kind="stable").tolist():
+            parent = parents.item_of(self.codes[row, :-1])
+            if parent is not None:
+                out.setdefault(parent, []).append(self.item_ids[row])
+        return out
+
     @property
     def version(self) -> str:
         """Hash of the table's content: changes whenever any item's code changes."""

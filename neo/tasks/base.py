@@ -130,11 +130,8 @@ class TaskContext:
             parent_type = table.parent_type
             if parent_type is None or parent_type not in self.tables:
                 continue
-            parents = self.tables[parent_type]
-            for row in sorted(range(len(table)), key=lambda r: int(table.codes[r, -1])):
-                parent = parents.item_of(table.codes[row, :-1])
-                if parent is not None:
-                    out.setdefault(parent, {}).setdefault(child_type, []).append(table.item_ids[row])
+            for parent, members in table.families(self.tables[parent_type]).items():
+                out.setdefault(parent, {})[child_type] = members
         return out
 
     def target(self, item_id: str, entity_type: str) -> str | None:

@@ -55,6 +55,7 @@ def test_episode_codes_are_the_show_code_and_the_episode_rank(tmp_path: Path) ->
     for episode, rank in expected_rank.items():
         assert episodes.code_of(episode) == (*shows.code_of(show_of[episode]), rank)
     assert episodes.codebook_sizes == (*shows.codebook_sizes, 3)  # the largest show has 3 episodes
+    assert episodes.families(shows) == {"s0": ["e1", "e2", "e3"], "s1": ["f1", "f2"], "s2": ["g1"]}
     assert report["episode"]["source"] == "nested" and report["episode"]["collision_rate_after"] == 0.0
     assert episodes.meta["parent_version"] == shows.version
     reloaded = load_tables(tmp_path / "run" / "sids")["episode"]
