@@ -33,6 +33,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from neo.io import write_jsonl
 from neo.model.sid_rows import SplitEmbedding, merge_sid_rows, split_sid_rows
 from neo.training.checkpoint import STATES_DIR, latest_state, prune_states, state_dir
+from neo.training.dropout import add_residual_dropout
 from neo.training.loss import IGNORE_INDEX, LabelledPositionsLoss
 
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
@@ -65,6 +66,8 @@ class TrainSettings:
     save_every: int = 0
     """Steps between resumable training states; 0 saves none."""
     keep_states: int = 2
+    hidden_dropout: float = 0.0
+    """Residual dropout on embeddings and sub-layer outputs while training (`neo.training.dropout`)."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.micro_batch_size <= 0 or self.grad_accum <= 0:
@@ -211,6 +214,7 @@ class Engine:
             {"params": decay, "weight_decay": settings.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+        self._dropout_hooks = add_residual_dropout(model, settings.hidden_dropout)
         optimizer = adamw(
             [g for g in groups if g["params"]], settings, "cuda" if torch.cuda.is_available() else "cpu"
         )
@@ -343,6 +347,8 @@ class Engine:
         Under ZeRO-3 the shards are gathered into a fresh copy of the model built from its config.
         """
         module = self.model
+        for hook in self._dropout_hooks:  # the export is a plain model: no training-only dropout left on it
+            hook.remove()
         if self.zero_stage == 3:
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
                 state = (
