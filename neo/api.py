@@ -17,7 +17,9 @@ request is refused with a `NeoInputError` that names the field, and never poison
 from __future__ import annotations
 
 import json
+import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,6 +73,7 @@ class Limits:
     max_prompt_chars: int = 8000
     max_new_tokens: int = 256
     max_id_chars: int = 256
+    max_new_items: int = 1000
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> Limits:
@@ -127,6 +130,22 @@ class GenerateRequest:
 
 
 Request = RecommendRequest | SearchRequest | DescribeUserRequest | GenerateRequest
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to add to a loaded catalog without retraining (`Neo.extend_catalog`).
+
+    A nested type (a show's episode) needs `parent`; the parent's new children take the next free ranks in
+    `order_key` order (give one for every item or for none). A quantised type needs `embedding`, made the
+    way the type's SIDs were built: the checkpoint's fitted codebooks turn it into a code.
+    """
+
+    id: str
+    title: str
+    parent: str | None = None
+    order_key: float | str | None = None
+    embedding: Sequence[float] | None = None
 
 
 # ----- results -----------------------------------------------------------------------------------
@@ -290,6 +309,7 @@ class Neo:
         max_new_tokens: int = 128,
         rec_prompt: str = "recommend",
         max_batch_size: int = 32,
+        sids_dir: str | os.PathLike | None = None,
     ):
         if rec_prompt not in REC_PROMPTS:
             raise ValueError(f"rec_prompt must be one of {REC_PROMPTS}, got {rec_prompt!r}")
@@ -324,6 +344,9 @@ class Neo:
         self.max_batch_size = max_batch_size
         self.max_new_tokens = min(max_new_tokens, self.limits.max_new_tokens)
         self.trie = ItemTrie.build(vocab, self.tables, self.device)
+        # Where the fitted codebooks are (`extend_catalog` for quantised types); None: not known.
+        self.sids_dir = Path(sids_dir) if sids_dir is not None else None
+        self._catalog_lock = threading.Lock()  # one catalog change at a time; requests never wait on it
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
 
     @classmethod
@@ -385,6 +408,7 @@ class Neo:
             max_new_tokens=max_new_tokens,
             rec_prompt=rec_prompt,
             max_batch_size=max_batch_size,
+            sids_dir=directory / SIDS_DIR,
         )
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -404,6 +428,10 @@ class Neo:
         item's title. A type's SID tokens are shared by all its items, so the model can already write the
         new codes: only the trie and the item records change. Existing items must keep their codes.
         """
+        with self._catalog_lock:
+            return self._add_table(table, titles)
+
+    def _add_table(self, table: SIDTable, titles: Mapping[str, str]) -> list[str]:
         entity_type = table.entity_type
         self._check_type("table.entity_type", entity_type)
         current = self.tables[entity_type]
@@ -435,6 +463,109 @@ class Neo:
         self.tables = {**self.tables, entity_type: table}
         self.trie = trie
         return list(new_ids)
+
+    def extend_catalog(self, entity_type: str, items: Sequence[NewItem]) -> list[ItemResult]:
+        """Give new items of `entity_type` SIDs and make them nameable at once; returns their records.
+
+        The codes come from the checkpoint itself: a nested type's item takes its parent's code and the
+        parent's next free rank (`neo.sids.build.encode_new_children`), a quantised type's item the code of
+        its embedding under the fitted codebooks (`encode_new_items`). Existing items keep their codes, and
+        a refused call changes nothing. The additions live in this process only: a restarted server
+        forgets them (re-add them at start-up, e.g. in the server's engine factory).
+        """
+        with self._catalog_lock:
+            self._check_type("entity_type", entity_type)
+            self._check_new_items(items)
+            if len(items) > self.limits.max_new_items:
+                raise NeoInputError("items", f"has {len(items)} items; the limit is {self.limits.max_new_items}")
+            table = self.tables[entity_type]
+            ids = [item.id for item in items]
+            try:
+                if table.parent_type is not None:
+                    extended = self._children_table(table, items)
+                else:
+                    extended = self._quantised_table(table, items)
+            except NeoInputError:
+                raise
+            except ValueError as exc:  # e.g. a parent whose rank level is full
+                raise NeoInputError("items", str(exc)) from None
+            self._add_table(extended, {item.id: item.title for item in items})
+            return [self.item(i) for i in ids]
+
+    def _check_new_items(self, items: Sequence[NewItem]) -> None:
+        if isinstance(items, str | NewItem) or not isinstance(items, Sequence) or not items:
+            raise NeoInputError("items", "must be a non-empty list of new items")
+        seen: set[str] = set()
+        for n, item in enumerate(items):
+            if not isinstance(item, NewItem):
+                raise NeoInputError(f"items[{n}]", f"must be a NewItem, got {type(item).__name__}")
+            if not isinstance(item.id, str) or not item.id:
+                raise NeoInputError(f"items[{n}].id", "must be a non-empty string")
+            if item.id in self.records or item.id in seen:
+                where = "the catalog" if item.id in self.records else "an earlier entry"
+                raise NeoInputError(f"items[{n}].id", f"{item.id!r} is already in {where}")
+            seen.add(item.id)
+            if not isinstance(item.title, str) or not item.title.strip():
+                raise NeoInputError(f"items[{n}].title", "must be a non-empty string")
+
+    def _children_table(self, table: SIDTable, items: Sequence[NewItem]) -> SIDTable:
+        from neo.sids.build import encode_new_children
+
+        parents = self.tables[table.parent_type]
+        for n, item in enumerate(items):
+            if item.embedding is not None:
+                raise NeoInputError(
+                    f"items[{n}].embedding",
+                    f"{table.entity_type!r} items are nested under {table.parent_type!r}: give `parent`, "
+                    "not an embedding",
+                )
+            if not isinstance(item.parent, str) or not parents.contains(item.parent):
+                raise NeoInputError(
+                    f"items[{n}].parent", f"must name a {table.parent_type!r} item of the catalog, got "
+                    f"{item.parent!r}"
+                )
+        keyed = [item.order_key is not None for item in items]
+        if any(keyed) and not all(keyed):
+            raise NeoInputError(f"items[{keyed.index(False)}].order_key", "give an order_key for every item "
+                                "or for none")
+        keys = [item.order_key for item in items] if all(keyed) else None
+        if keys is not None and len({type(k) is str for k in keys}) > 1:
+            raise NeoInputError("items", "order keys must be all numbers or all strings")
+        return encode_new_children(table, parents, [i.id for i in items], [i.parent for i in items], keys).table
+
+    def _quantised_table(self, table: SIDTable, items: Sequence[NewItem]) -> SIDTable:
+        import numpy as np
+
+        from neo.sids.build import encode_new_items, load_quantizer
+        from neo.sids.table import codebooks_path
+
+        entity_type = table.entity_type
+        path = codebooks_path(self.sids_dir, entity_type) if self.sids_dir is not None else None
+        if path is None or not path.exists():
+            raise NeoInputError(
+                "entity_type",
+                f"{entity_type!r} has no fitted codebooks ({path or 'the checkpoint directory is unknown'}): "
+                "its SIDs were imported or built before checkpoints carried codebooks, so new items need "
+                "codes from their source (Neo.add_items with an extended table)",
+            )
+        quantizer = load_quantizer(self.sids_dir, entity_type)
+        width = quantizer.encoder[0][0].shape[0] if quantizer.encoder else quantizer.codebooks[0].shape[1]
+        for n, item in enumerate(items):
+            if item.parent is not None:
+                raise NeoInputError(f"items[{n}].parent", f"{entity_type!r} is not a nested type")
+            vector = item.embedding
+            if (
+                isinstance(vector, str)
+                or not isinstance(vector, Sequence)
+                or len(vector) != width
+                or not all(isinstance(x, int | float) and math.isfinite(x) for x in vector)
+            ):
+                raise NeoInputError(
+                    f"items[{n}].embedding",
+                    f"must be {width} finite numbers (the embedding {entity_type!r} SIDs were built from)",
+                )
+        embeddings = np.asarray([item.embedding for item in items], np.float32)
+        return encode_new_items(quantizer, embeddings, table, [i.id for i in items]).table
 
     def item(self, item_id: str, score: float | None = None) -> ItemResult:
         entity_type, title = self.records[item_id]

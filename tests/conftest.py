@@ -51,3 +51,40 @@ def random_checkpoint(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     from neo.serving.tiny import write_random_checkpoint
 
     return write_random_checkpoint(tmp_path_factory.mktemp("random-checkpoint"), demo_dir, seed=0)
+
+
+@pytest.fixture(scope="session")
+def nested_checkpoint(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight checkpoint whose episodes have nested codes (one free rank per show) and whose
+    shows carry fitted codebooks (random ones over 8-wide embeddings): both ways of adding new items."""
+    from collections import Counter
+
+    import numpy as np
+
+    from neo.data import Catalog
+    from neo.serving.tiny import write_random_checkpoint
+    from neo.sids.config import ParentConfig
+    from neo.sids.nest import nested_codes
+    from neo.sids.quantize import ResidualQuantizer
+    from neo.sids.table import SIDS_DIR, SIDTable, codebooks_path, load_tables, save_tables
+
+    catalog = Catalog.load(demo_dir)
+    episodes = catalog.item_ids("episode")
+    family = max(Counter(catalog.links[e]["show"][0] for e in episodes).values())
+    out = write_random_checkpoint(
+        tmp_path_factory.mktemp("nested"), demo_dir, codebook_sizes={"episode": (16, 16, 16, family + 1)}
+    )
+    tables = load_tables(out / SIDS_DIR)
+    codes, _ = nested_codes(catalog, episodes, ParentConfig("show", "episode_number"), tables["show"])
+    tables["episode"] = SIDTable(
+        "episode",
+        episodes,
+        codes,
+        (16, 16, 16, family + 1),
+        {"source": "nested", "config": {"parent": {"type": "show"}}},
+    )
+    save_tables(out / SIDS_DIR, tables)
+    rng = np.random.default_rng(0)
+    codebooks = [rng.normal(size=(16, 8)).astype(np.float32) for _ in range(3)]
+    ResidualQuantizer("random", codebooks).save(codebooks_path(out / SIDS_DIR, "show"))
+    return out

@@ -29,6 +29,7 @@ from neo.api import (
     HistoryEntry,
     Limits,
     NeoInputError,
+    NewItem,
     RecommendRequest,
     SearchRequest,
     TextResult,
@@ -55,6 +56,8 @@ class Engine(Protocol):
     def run_batch(self, requests: Sequence[Any]) -> list[Any]: ...
 
     def catalog_summary(self) -> dict[str, int]: ...
+
+    def extend_catalog(self, entity_type: str, items: Sequence[NewItem]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,22 @@ def create_app(
             "entity_types": [{"name": n, "items": c} for n, c in summary.items()],
             "total_items": sum(summary.values()),
         }
+
+    new_items_body = schemas.new_items
+
+    @app.post("/v1/items", response_model=ItemsResponse, dependencies=secured, tags=["catalog"])
+    async def add_items(body: new_items_body) -> dict:  # type: ignore[valid-type]
+        """Add items to the served catalog without retraining; answers their records and SIDs.
+
+        A nested type's item (an episode) names its `parent`; a quantised type's item brings its
+        `embedding`. Held in memory only: a restarted server forgets them.
+        """
+        if not state.ready or state.engine is None:
+            raise _NotReadyError
+        items = [NewItem(**item) for item in body.model_dump()["items"]]
+        # the trie rebuild is CPU work: off the event loop, beside the batcher's requests
+        added = await asyncio.to_thread(state.engine.extend_catalog, body.entity_type, items)
+        return {"items": [i.to_dict() for i in added]}
 
     recommend_body, search_body = schemas.recommend, schemas.search
     describe_body, generate_body = schemas.describe_user, schemas.generate

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from neo.api import Limits
 
 TYPE_NAME_CHARS = 64
+MAX_EMBEDDING_WIDTH = 8192
+TITLE_CHARS = 1000
 CONTEXT_VALUE_CHARS = 128
 MAX_CONTEXT_KEYS = 16
 
@@ -64,6 +66,7 @@ class RequestSchemas:
     search: type[BaseModel]
     describe_user: type[BaseModel]
     generate: type[BaseModel]
+    new_items: type[BaseModel]
 
 
 def build_request_schemas(limits: Limits) -> RequestSchemas:
@@ -141,4 +144,25 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
             None, max_length=32, description="entity types the output may reference (default: all)"
         )
 
-    return RequestSchemas(RecommendBody, SearchBody, DescribeUserBody, GenerateBody)
+    class NewItemBody(BaseModel):
+        """An item to add; see `neo.api.NewItem` for which fields a type needs."""
+
+        model_config = strict
+        id: item_id
+        title: Annotated[str, StringConstraints(min_length=1, max_length=TITLE_CHARS)]
+        parent: item_id | None = Field(None, description="nested types: the parent item (e.g. the show)")
+        order_key: float | str | None = Field(
+            None, description="nested types: order among the parent's new items (e.g. episode number)"
+        )
+        embedding: list[float] | None = Field(
+            None,
+            max_length=MAX_EMBEDDING_WIDTH,
+            description="quantised types: the item's embedding, made as the type's SIDs were",
+        )
+
+    class NewItemsBody(BaseModel):
+        model_config = strict
+        entity_type: type_name
+        items: list[NewItemBody] = Field(min_length=1, max_length=limits.max_new_items)
+
+    return RequestSchemas(RecommendBody, SearchBody, DescribeUserBody, GenerateBody, NewItemsBody)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from neo.api import (
     Limits,
     Neo,
     NeoInputError,
+    NewItem,
     RecommendRequest,
     SearchRequest,
     TextResult,
@@ -336,3 +338,94 @@ def test_added_items_can_be_recommended_without_retraining(random_checkpoint: Pa
     with pytest.raises(NeoInputError, match="unknown entity type"):
         probe.add_items(SIDTable("podcast", [], np.zeros((0, 1), np.int32), (1,)), {})
     assert probe.catalog_summary()["show"] == len(shows)  # failed calls changed nothing
+
+
+def test_extend_catalog_codes_new_episodes_under_their_show(nested_checkpoint: Path) -> None:
+    model = Neo.from_pretrained(nested_checkpoint, limits=Limits(max_history=2000), beam_width=4)
+    shows, episodes = model.tables["show"], model.tables["episode"]
+    show = shows.item_ids[0]
+    latest_rank = max(c[-1] for c in episodes.codes.tolist() if tuple(c[:-1]) == shows.code_of(show))
+    added = model.extend_catalog(
+        "episode",
+        [NewItem("ep-late", "Later", parent=show, order_key=9), NewItem("ep-soon", "Sooner", parent=show,
+                                                                         order_key=3)],
+    )
+    assert [i.item_id for i in added] == ["ep-late", "ep-soon"] and added[1].title == "Sooner"
+    code = model.tables["episode"].code_of
+    assert code("ep-soon") == (*shows.code_of(show), latest_rank + 1)  # order_key, not input order
+    assert code("ep-late") == (*shows.code_of(show), latest_rank + 2)
+    assert_valid_items(model, added, "episode")
+    # the decoder can name them: restricted to them, a recommendation returns exactly them
+    answer = model.recommend(history_of(model, 3), "episode", k=2,
+                             filters=ItemFilters(allow=["ep-late", "ep-soon"]))
+    assert {i.item_id for i in answer} == {"ep-late", "ep-soon"}
+
+
+def test_extend_catalog_codes_new_shows_with_the_checkpoint_codebooks(nested_checkpoint: Path) -> None:
+    import numpy as np
+
+    from neo.sids.build import load_quantizer
+
+    model = Neo.from_pretrained(nested_checkpoint, beam_width=4)
+    quantizer = load_quantizer(nested_checkpoint / "sids", "show")
+    vectors = np.random.default_rng(3).normal(size=(2, 8)).astype(np.float32)
+    free = [model.tables["show"].item_of(c) is None for c in quantizer.encode(vectors).tolist()]
+    added = model.extend_catalog(
+        "show", [NewItem(f"show-cold-{n}", f"Cold {n}", embedding=v.tolist()) for n, v in enumerate(vectors)]
+    )
+    for item, raw, is_free in zip(added, quantizer.encode(vectors).tolist(), free, strict=True):
+        assert not is_free or model.tables["show"].code_of(item.item_id) == tuple(raw)
+    assert_valid_items(model, added, "show")
+    answer = model.recommend(history_of(model, 3), "show", k=1, filters=ItemFilters(allow=["show-cold-1"]))
+    assert [i.item_id for i in answer] == ["show-cold-1"]
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "items", "field", "says"),
+    [
+        ("podcast", [NewItem("x", "X")], "entity_type", "unknown entity type 'podcast'"),
+        ("episode", [], "items", "non-empty list"),
+        ("episode", [NewItem("SHOW0", "X", parent="SHOW0")], "items[0].id", "already in the catalog"),
+        ("episode", [NewItem("n", "X", parent="P"), NewItem("n", "Y", parent="P")], "items[1].id",
+         "already in an earlier entry"),
+        ("episode", [NewItem("n", " ", parent="P")], "items[0].title", "non-empty string"),
+        ("episode", [NewItem("n", "X")], "items[0].parent", "must name a 'show' item"),
+        ("episode", [NewItem("n", "X", parent="nope")], "items[0].parent", "got 'nope'"),
+        ("episode", [NewItem("n", "X", parent="P", embedding=[1.0])], "items[0].embedding", "give `parent`"),
+        ("episode", [NewItem("n", "X", parent="P", order_key=1), NewItem("m", "Y", parent="P")],
+         "items[1].order_key", "for every item or for none"),
+        ("show", [NewItem("n", "X", embedding=[1.0, 2.0])], "items[0].embedding", "must be 8 finite numbers"),
+        ("show", [NewItem("n", "X", embedding=[float("nan")] * 8)], "items[0].embedding", "finite"),
+        ("show", [NewItem("n", "X", parent="P", embedding=[0.0] * 8)], "items[0].parent", "not a nested type"),
+    ],
+)
+def test_extend_catalog_refuses_bad_items_and_changes_nothing(
+    nested_checkpoint: Path, entity_type: str, items: list, field: str, says: str
+) -> None:
+    model = Neo.from_pretrained(nested_checkpoint, beam_width=4)
+    show = model.tables["show"].item_ids[0]
+    items = [
+        NewItem(**{**i.__dict__, "parent": show if i.parent == "P" else i.parent,
+                   "id": show if i.id == "SHOW0" else i.id})
+        for i in items
+    ]
+    before = (model.catalog_summary(), model.trie)
+    with pytest.raises(NeoInputError, match=rf"^{re.escape(field)}: .*{re.escape(says)}"):
+        model.extend_catalog(entity_type, items)
+    assert (model.catalog_summary(), model.trie) == before
+
+
+def test_extend_catalog_needs_codebooks_for_quantised_types(random_checkpoint: Path) -> None:
+    model = Neo.from_pretrained(random_checkpoint, beam_width=4)
+    with pytest.raises(NeoInputError, match=r"entity_type: 'show' has no fitted codebooks .*show.codebooks.npz"):
+        model.extend_catalog("show", [NewItem("n", "X", embedding=[0.0] * 8)])
+
+
+def test_extend_catalog_reports_a_full_family(nested_checkpoint: Path) -> None:
+    model = Neo.from_pretrained(nested_checkpoint, beam_width=4)
+    show = model.tables["show"].item_ids[0]
+    free = model.tables["episode"].codebook_sizes[-1]  # more new episodes than the rank level holds
+    episodes = len(model.tables["episode"])
+    with pytest.raises(NeoInputError, match=rf"^items: .*{show}"):
+        model.extend_catalog("episode", [NewItem(f"n{i}", "X", parent=show) for i in range(free)])
+    assert model.catalog_summary()["episode"] == episodes and not model.tables["episode"].contains("n0")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,7 @@ from neo.eval.new_items import NEW_SUFFIX, latest_children, new_children_probe
 
 from neo.api import Neo
 from neo.data import Catalog
-from neo.serving.tiny import write_random_checkpoint
-from neo.sids.config import ParentConfig
-from neo.sids.nest import nested_codes
-from neo.sids.table import SIDS_DIR, SIDTable, load_tables, save_tables
+from neo.sids.table import SIDTable
 
 
 def test_latest_child_is_the_highest_rank_under_each_parent() -> None:
@@ -27,28 +23,6 @@ def test_latest_child_is_the_highest_rank_under_each_parent() -> None:
         {"source": "nested", "config": {"parent": {"type": "show"}}},
     )
     assert latest_children(children, parents) == {"a": "a3", "b": "b1"}
-
-
-@pytest.fixture(scope="module")
-def nested_checkpoint(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight checkpoint whose episodes have nested codes with one free rank per show."""
-    catalog = Catalog.load(demo_dir)
-    episodes = catalog.item_ids("episode")
-    family = max(Counter(catalog.links[e]["show"][0] for e in episodes).values())
-    out = write_random_checkpoint(
-        tmp_path_factory.mktemp("nested"), demo_dir, codebook_sizes={"episode": (16, 16, 16, family + 1)}
-    )
-    tables = load_tables(out / SIDS_DIR)
-    codes, _ = nested_codes(catalog, episodes, ParentConfig("show", "episode_number"), tables["show"])
-    tables["episode"] = SIDTable(
-        "episode",
-        episodes,
-        codes,
-        (16, 16, 16, family + 1),
-        {"source": "nested", "config": {"parent": {"type": "show"}}},
-    )
-    save_tables(out / SIDS_DIR, tables)
-    return out
 
 
 def test_probe_adds_one_child_per_parent_and_asks_the_users_who_finished_one(
