@@ -378,6 +378,9 @@ def test_extend_catalog_codes_new_shows_with_the_checkpoint_codebooks(nested_che
     assert_valid_items(model, added, "show")
     answer = model.recommend(history_of(model, 3), "show", k=1, filters=ItemFilters(allow=["show-cold-1"]))
     assert [i.item_id for i in answer] == ["show-cold-1"]
+    # a new show's first episode: the new show's code + rank 0
+    (episode,) = model.extend_catalog("episode", [NewItem("ep-of-cold", "Pilot", parent="show-cold-0")])
+    assert model.tables["episode"].code_of("ep-of-cold") == (*model.tables["show"].code_of("show-cold-0"), 0)
 
 
 @pytest.mark.parametrize(
