@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from neo.data.catalog import Catalog
 from neo.data.splits import Split, make_split
+from neo.devices import tune_host_allocator
 from neo.io import write_json
 
 log = logging.getLogger(__name__)
@@ -100,4 +101,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

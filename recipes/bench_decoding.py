@@ -25,7 +25,7 @@ from neo.decoding.processor import SIDConstraintLogitsProcessor
 from neo.decoding.state import DecodeState, constrain, pick_tokens, row_type_masks
 from neo.decoding.synthetic import random_sid_tables, tiny_llama
 from neo.decoding.trie import ItemTrie
-from neo.devices import resolve_device
+from neo.devices import resolve_device, tune_host_allocator
 from neo.io import write_json
 from neo.vocab import SIDVocab
 
@@ -281,4 +281,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

@@ -26,6 +26,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from neo.devices import tune_host_allocator
 from neo.io import write_json
 from neo.serving.process import ServerProcess
 from neo.sids.table import SIDS_DIR, load_tables
@@ -219,4 +220,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

@@ -168,4 +168,7 @@ def main(cfg: BenchSIDsConfig) -> None:
 
 
 if __name__ == "__main__":
+    from neo.devices import tune_host_allocator
+
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

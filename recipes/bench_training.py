@@ -27,6 +27,7 @@ import torch
 from omegaconf import DictConfig
 from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
+from neo.devices import tune_host_allocator
 from neo.io import write_json
 from neo.tasks import pack
 from neo.training import Engine, TrainSettings, collate
@@ -194,4 +195,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

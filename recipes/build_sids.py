@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from neo.data.catalog import Catalog
+from neo.devices import tune_host_allocator
 from neo.sids.build import build_sid_tables
 from neo.sids.table import SIDTable
 
@@ -70,4 +71,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

@@ -28,7 +28,7 @@ from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
 from neo.decoding.trie import ItemTrie
-from neo.devices import resolve_device
+from neo.devices import resolve_device, tune_host_allocator
 from neo.io import write_json
 from neo.sids.table import SIDS_DIR, load_tables
 from neo.tasks import context
@@ -138,4 +138,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

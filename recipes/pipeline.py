@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.validate import validate
+from neo.devices import tune_host_allocator
 from neo.sids.build import build_sid_tables
 from neo.sids.table import SIDS_DIR
 
@@ -101,4 +102,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

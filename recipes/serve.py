@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from neo.api import Limits, Neo
+from neo.devices import tune_host_allocator
 from neo.serving.app import ServeConfig, create_app
 from neo.serving.logs import log_config
 
@@ -100,4 +101,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()

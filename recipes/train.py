@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from neo.data import Catalog
+from neo.devices import tune_host_allocator
 from neo.model import adapt_model, load_base_model
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
 from neo.training import (
@@ -220,4 +221,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    tune_host_allocator()  # run as a file, the neo.recipes package (which tunes it) is not imported
     main()
