@@ -17,7 +17,6 @@ request is refused with a `NeoInputError` that names the field, and never poison
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -225,6 +224,18 @@ def find_catalog(directory: Path, meta: Mapping[str, Any]) -> Path:
         f"{directory}: no catalog found: expected {embedded}/dataset.yaml or a dataset directory at "
         f"neo.json's config.data.path (got {recorded!r}); pass catalog=<dataset dir> to Neo.from_pretrained"
     )
+
+
+def _vector(value: Any) -> Any:
+    """`value` as a float32 numpy array (a string or None gives a 0-d one), or None when numpy cannot
+    read it as numbers."""
+    import numpy as np
+
+    try:
+        with np.errstate(over="ignore"):  # out-of-range numbers become inf, which the caller refuses
+            return np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        return None
 
 
 def _item_id(entry: str | HistoryEntry) -> str:
@@ -549,23 +560,19 @@ class Neo:
                 "codes from their source (Neo.add_items with an extended table)",
             )
         quantizer = load_quantizer(self.sids_dir, entity_type)
-        width = quantizer.encoder[0][0].shape[0] if quantizer.encoder else quantizer.codebooks[0].shape[1]
+        width = quantizer.input_width
+        rows = []
         for n, item in enumerate(items):
             if item.parent is not None:
                 raise NeoInputError(f"items[{n}].parent", f"{entity_type!r} is not a nested type")
-            vector = item.embedding
-            if (
-                isinstance(vector, str)
-                or not isinstance(vector, Sequence)
-                or len(vector) != width
-                or not all(isinstance(x, int | float) and math.isfinite(x) for x in vector)
-            ):
+            row = _vector(item.embedding)
+            if row is None or row.shape != (width,) or not np.isfinite(row).all():
                 raise NeoInputError(
                     f"items[{n}].embedding",
                     f"must be {width} finite numbers (the embedding {entity_type!r} SIDs were built from)",
                 )
-        embeddings = np.asarray([item.embedding for item in items], np.float32)
-        return encode_new_items(quantizer, embeddings, table, [i.id for i in items]).table
+            rows.append(row)
+        return encode_new_items(quantizer, np.stack(rows), table, [i.id for i in items]).table
 
     def item(self, item_id: str, score: float | None = None) -> ItemResult:
         entity_type, title = self.records[item_id]

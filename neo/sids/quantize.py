@@ -41,6 +41,11 @@ class ResidualQuantizer:
     def levels(self) -> int:
         return len(self.codebooks)
 
+    @property
+    def input_width(self) -> int:
+        """Width of the item embeddings it codes (the encoder's input, else the codebooks' width)."""
+        return self.encoder[0][0].shape[0] if self.encoder else self.codebooks[0].shape[1]
+
     def project(self, x: np.ndarray) -> np.ndarray:
         """Map item embeddings into the space the codebooks live in."""
         z = np.ascontiguousarray(x, dtype=np.float32)
