@@ -24,11 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
 from neo.decoding.trie import ItemTrie
+from neo.io import write_jsonl
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
 from neo.tasks.encoding import PromptEncoder
 from neo.tasks.pipeline import history_style
@@ -229,8 +231,6 @@ def find_catalog(directory: Path, meta: Mapping[str, Any]) -> Path:
 def _vector(value: Any) -> Any:
     """`value` as a float32 numpy array (a string or None gives a 0-d one), or None when numpy cannot
     read it as numbers."""
-    import numpy as np
-
     try:
         with np.errstate(over="ignore"):  # out-of-range numbers become inf, which the caller refuses
             return np.asarray(value, np.float32)
@@ -321,6 +321,7 @@ class Neo:
         rec_prompt: str = "recommend",
         max_batch_size: int = 32,
         sids_dir: str | os.PathLike | None = None,
+        additions: str | os.PathLike | None = None,
     ):
         if rec_prompt not in REC_PROMPTS:
             raise ValueError(f"rec_prompt must be one of {REC_PROMPTS}, got {rec_prompt!r}")
@@ -359,6 +360,12 @@ class Neo:
         self.sids_dir = Path(sids_dir) if sids_dir is not None else None
         self._catalog_lock = threading.Lock()  # one catalog change at a time; requests never wait on it
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        # Items added since training (add_items / extend_catalog), kept in a JSONL file when one is given:
+        # replayed here, rewritten atomically after each accepted addition, so a restart forgets nothing.
+        self.additions_path = Path(additions) if additions is not None else None
+        self._additions: list[dict[str, Any]] = []
+        if self.additions_path is not None and self.additions_path.exists():
+            self._replay_additions(self.additions_path)
 
     @classmethod
     def from_pretrained(
@@ -372,11 +379,14 @@ class Neo:
         max_new_tokens: int = 128,
         rec_prompt: str | None = None,
         max_batch_size: int = 32,
+        additions: str | os.PathLike | None = None,
     ) -> Neo:
         """Load a checkpoint directory (see docs/serving.md for what it must contain).
 
         `rec_prompt` (recommend | sequence): how recommendations are asked; None takes the layout the
         checkpoint's pipeline was evaluated with (`eval.settings.rec_prompt`), else `recommend`.
+        `additions`: a JSONL file that keeps the items added after training (`add_items`,
+        `extend_catalog`): replayed now if it exists, and rewritten after every accepted addition.
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -420,6 +430,7 @@ class Neo:
             rec_prompt=rec_prompt,
             max_batch_size=max_batch_size,
             sids_dir=directory / SIDS_DIR,
+            additions=additions,
         )
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -442,7 +453,9 @@ class Neo:
         with self._catalog_lock:
             return self._add_table(table, titles)
 
-    def _add_table(self, table: SIDTable, titles: Mapping[str, str]) -> list[str]:
+    def _add_table(self, table: SIDTable, titles: Mapping[str, str], journal: bool = True) -> list[str]:
+        """Check `table` (the current one plus new rows), then swap it in; with an additions file, the
+        file is rewritten first, so an addition it could not record is not made either."""
         entity_type = table.entity_type
         self._check_type("table.entity_type", entity_type)
         current = self.tables[entity_type]
@@ -467,7 +480,20 @@ class Neo:
         untitled = [i for i in new_ids if not isinstance(titles.get(i), str)]
         if untitled:
             raise ValueError(f"titles: no title (a string) for new item(s) {untitled[:5]}")
+        new_codes = table.codes[old:]
+        if ((new_codes < 0) | (new_codes >= np.asarray(table.codebook_sizes))).any():
+            raise ValueError(f"new {entity_type!r} codes must lie within the codebook sizes {table.codebook_sizes}")
         trie = ItemTrie.build(self.vocab, {**self.tables, entity_type: table}, self.device)
+        entry = {
+            "entity_type": entity_type,
+            "items": [
+                {"id": i, "title": titles[i], "codes": [int(c) for c in codes]}
+                for i, codes in zip(new_ids, new_codes, strict=True)
+            ],
+        }
+        if journal and self.additions_path is not None:
+            write_jsonl(self.additions_path, [*self._additions, entry])
+        self._additions.append(entry)
         # Records first, trie last: a request running meanwhile either cannot reach a new item yet or
         # finds its record.
         self.records = {**self.records, **{i: (entity_type, titles[i]) for i in new_ids}}
@@ -475,14 +501,42 @@ class Neo:
         self.trie = trie
         return list(new_ids)
 
+    def _replay_additions(self, path: Path) -> None:
+        """Re-add the items of an additions file, line by line, with their recorded codes."""
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+                entity_type, items = record["entity_type"], record["items"]
+                ids = [item["id"] for item in items]
+                codes = np.asarray([item["codes"] for item in items], dtype=np.int64)
+                titles = {item["id"]: item["title"] for item in items}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(
+                    f"{where}: expected {{\"entity_type\": ..., \"items\": [{{\"id\", \"title\", \"codes\"}}]}} "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+            if entity_type not in self.tables:
+                raise ValueError(f"{where}: unknown entity type {entity_type!r}; valid types: {self.entity_types}")
+            table = self.tables[entity_type]
+            if codes.ndim != 2 or codes.shape[1] != table.levels:
+                raise ValueError(f"{where}: every item needs {table.levels} codes (the {entity_type!r} levels)")
+            try:
+                self._add_table(table.with_items(ids, codes), titles, journal=False)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+
     def extend_catalog(self, entity_type: str, items: Sequence[NewItem]) -> list[ItemResult]:
         """Give new items of `entity_type` SIDs and make them nameable at once; returns their records.
 
         The codes come from the checkpoint itself: a nested type's item takes its parent's code and the
         parent's next free rank (`neo.sids.build.encode_new_children`), a quantised type's item the code of
         its embedding under the fitted codebooks (`encode_new_items`). Existing items keep their codes, and
-        a refused call changes nothing. The additions live in this process only: a restarted server
-        forgets them (re-add them at start-up, e.g. in the server's engine factory).
+        a refused call changes nothing. The additions live in this process unless it was loaded with an
+        additions file (`from_pretrained(additions=...)`, the server's `additions`), which keeps them
+        across restarts.
         """
         with self._catalog_lock:
             self._check_type("entity_type", entity_type)
@@ -545,8 +599,6 @@ class Neo:
         return encode_new_children(table, parents, [i.id for i in items], [i.parent for i in items], keys).table
 
     def _quantised_table(self, table: SIDTable, items: Sequence[NewItem]) -> SIDTable:
-        import numpy as np
-
         from neo.sids.build import encode_new_items, load_quantizer
         from neo.sids.table import codebooks_path
 

@@ -55,6 +55,7 @@ class ServeRecipe:
             beam_width=int(self.cfg.beam_width),
             max_new_tokens=int(self.cfg.max_new_tokens),
             max_batch_size=int(self.cfg.max_batch),  # the batcher's batch is decoded whole, as configured
+            additions=self.cfg.additions,
         )
 
     def run(self) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neo.api import (
@@ -432,3 +434,70 @@ def test_extend_catalog_reports_a_full_family(nested_checkpoint: Path) -> None:
     with pytest.raises(NeoInputError, match=rf"^items: .*{show}"):
         model.extend_catalog("episode", [NewItem(f"n{i}", "X", parent=show) for i in range(free)])
     assert model.catalog_summary()["episode"] == episodes and not model.tables["episode"].contains("n0")
+
+
+def test_an_additions_file_keeps_added_items_across_restarts(nested_checkpoint: Path, tmp_path: Path) -> None:
+    path = tmp_path / "state" / "additions.jsonl"
+    first = Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=path)
+    assert not path.exists()  # nothing added yet, nothing written
+    show = first.tables["show"].item_ids[0]
+    first.extend_catalog("episode", [NewItem("ep-kept", "Kept", parent=show)])
+    first.extend_catalog("show", [NewItem("show-kept", "Kept show", embedding=[0.3] * 8)])
+    with pytest.raises(NeoInputError):
+        first.extend_catalog("episode", [NewItem("ep-kept", "Twice", parent=show)])  # refused: not recorded
+    artists = first.tables["artist"]
+    free = next(c for c in np.ndindex(*artists.codebook_sizes) if artists.item_of(c) is None)
+    first.add_items(artists.with_items(["artist-kept"], [free]), {"artist-kept": "Kept artist"})
+    recorded = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["entity_type"], [i["id"] for i in r["items"]]) for r in recorded] == [
+        ("episode", ["ep-kept"]), ("show", ["show-kept"]), ("artist", ["artist-kept"])
+    ]
+    assert recorded[0]["items"][0] == {"id": "ep-kept", "title": "Kept",
+                                       "codes": list(first.tables["episode"].code_of("ep-kept"))}
+
+    second = Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=path)
+    assert second.catalog_summary() == first.catalog_summary()
+    for item_id in ("ep-kept", "show-kept", "artist-kept"):
+        assert second.item(item_id) == first.item(item_id)
+    answer = second.recommend(history_of(second, 3), "episode", k=1, filters=ItemFilters(allow=["ep-kept"]))
+    assert [i.item_id for i in answer] == ["ep-kept"]
+    second.extend_catalog("episode", [NewItem("ep-later", "Later", parent=show)])
+    assert second.tables["episode"].code_of("ep-later")[-1] == second.tables["episode"].code_of("ep-kept")[-1] + 1
+    assert [json.loads(line)["items"][0]["id"] for line in path.read_text().splitlines()] == [
+        "ep-kept", "show-kept", "artist-kept", "ep-later"
+    ]
+
+
+def test_an_addition_that_cannot_be_recorded_is_not_made(nested_checkpoint: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    model = Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=blocker / "additions.jsonl")
+    before = model.catalog_summary()
+    with pytest.raises(OSError):
+        model.extend_catalog("episode", [NewItem("ep-lost", "Lost", parent=model.tables["show"].item_ids[0])])
+    assert model.catalog_summary() == before and "ep-lost" not in model.records
+
+
+def test_a_bad_additions_file_names_its_line(nested_checkpoint: Path, tmp_path: Path) -> None:
+    path = tmp_path / "additions.jsonl"
+    path.write_text('\n{"entity_type": "podcast", "items": []}\n')
+    with pytest.raises(ValueError, match=r"additions.jsonl:2: unknown entity type 'podcast'"):
+        Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=path)
+    model = Neo.from_pretrained(nested_checkpoint, beam_width=4)
+    shows = model.tables["show"]
+    def show_line(item_id: str, codes: list) -> str:
+        return json.dumps({"entity_type": "show", "items": [{"id": item_id, "title": "X", "codes": codes}]})
+
+    cases = {
+        "not json": "expected",
+        '{"entity_type": "show"}': "KeyError",
+        show_line("s-x", [1, 2]): "needs 3 codes",
+        show_line("s-x", [99, 0, 0]): "codebook sizes",
+        show_line(shows.item_ids[0], [0, 0, 0]): "already in the catalog",
+        show_line("s-x", shows.codes[0].tolist()): "codes no other item has",
+    }
+    for line, says in cases.items():
+        path.write_text(line + "\n")
+        with pytest.raises(ValueError, match=f"additions.jsonl:1: .*{says}"):
+            model._replay_additions(path)
+    assert model.catalog_summary()["show"] == len(shows)

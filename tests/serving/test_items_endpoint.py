@@ -64,3 +64,37 @@ def test_bad_items_answer_422_naming_the_field(client: TestClient, body: dict, l
     response = client.post("/v1/items", json=body)
     assert response.status_code == 422
     assert any(detail["loc"][: len(loc)] == loc for detail in response.json()["detail"]), response.json()
+
+
+def test_items_added_over_http_survive_a_restart_with_an_additions_file(
+    nested_checkpoint: Path, tmp_path: Path
+) -> None:
+    from hydra import compose, initialize_config_module
+    from neo.recipes.serve import ServeRecipe
+
+    path = tmp_path / "additions.jsonl"
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        cfg = compose(config_name="serve", overrides=[f"checkpoint={nested_checkpoint}", f"additions={path}",
+                                                      "beam_width=4"])
+    parent = load_tables(nested_checkpoint / SIDS_DIR)["show"].item_ids[0]
+
+    def counts(test_client: TestClient) -> dict[str, int]:
+        return {t["name"]: t["items"] for t in test_client.get("/v1/catalog").json()["entity_types"]}
+
+    for run in range(2):  # the second server is the first one restarted
+        app = create_app(ServeRecipe(cfg)._load_engine, ServeConfig(max_wait_ms=1.0))
+        with TestClient(app) as test_client:
+            for _ in range(3000):
+                if test_client.get("/readyz").status_code == 200:
+                    break
+                threading.Event().wait(0.01)
+            if run == 0:
+                before = counts(test_client)
+                body = {"entity_type": "episode", "items": [{"id": "ep-kept", "title": "Kept", "parent": parent}]}
+                assert test_client.post("/v1/items", json=body).status_code == 200
+            assert counts(test_client) == {**before, "episode": before["episode"] + 1}
+            answer = test_client.post(
+                "/v1/recommend",
+                json={"history": [parent], "target_type": "episode", "k": 1, "filters": {"allow": ["ep-kept"]}},
+            )
+            assert [i["item_id"] for i in answer.json()["items"]] == ["ep-kept"]
