@@ -221,10 +221,14 @@ def create_app(
         )
         return response
 
-    async def submit(request: Any) -> Any:
+    def ready_engine() -> Engine:
+        """The engine once loading has finished and the batcher runs; else 503 (loading or failed)."""
         if not state.ready or state.engine is None or state.batcher is None:
             raise _NotReadyError
-        state.engine.validate(request)
+        return state.engine
+
+    async def submit(request: Any) -> Any:
+        ready_engine().validate(request)
         future = state.batcher.submit(request)
         metrics.queue_depth.set(state.batcher.depth)
         return await asyncio.wait_for(asyncio.wrap_future(future), config.request_timeout_s)
@@ -278,13 +282,13 @@ def create_app(
         """Add items to the served catalog without retraining; answers their records and SIDs.
 
         A nested type's item (an episode) names its `parent`; a quantised type's item brings its
-        `embedding`. Held in memory only: a restarted server forgets them.
+        `embedding`. Kept across restarts only when the server runs with an additions file
+        (`additions=FILE`); otherwise held in memory.
         """
-        if not state.ready or state.engine is None:
-            raise _NotReadyError
+        engine = ready_engine()
         items = [NewItem(**item) for item in body.model_dump()["items"]]
         # the trie rebuild is CPU work: off the event loop, beside the batcher's requests
-        added = await asyncio.to_thread(state.engine.extend_catalog, body.entity_type, items)
+        added = await asyncio.to_thread(engine.extend_catalog, body.entity_type, items)
         return {"items": [i.to_dict() for i in added]}
 
     recommend_body, search_body = schemas.recommend, schemas.search
