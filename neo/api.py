@@ -491,9 +491,10 @@ class Neo:
                 for i, codes in zip(new_ids, new_codes, strict=True)
             ],
         }
-        if journal and self.additions_path is not None:
-            write_jsonl(self.additions_path, [*self._additions, entry])
-        self._additions.append(entry)
+        if new_ids:
+            if journal and self.additions_path is not None:
+                write_jsonl(self.additions_path, [*self._additions, entry])
+            self._additions.append(entry)
         # Records first, trie last: a request running meanwhile either cannot reach a new item yet or
         # finds its record.
         self.records = {**self.records, **{i: (entity_type, titles[i]) for i in new_ids}}
