@@ -17,6 +17,7 @@ request is refused with a `NeoInputError` that names the field, and never poison
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,8 @@ from neo.tasks.prompts import (
     search_prompt,
 )
 from neo.vocab import SIDVocab
+
+log = logging.getLogger(__name__)
 
 NEO_META_FILE = "neo.json"
 CHECKPOINT_CATALOG_DIR = "catalog"
@@ -528,6 +531,8 @@ class Neo:
                 self._add_table(table.with_items(ids, codes), titles, journal=False)
             except ValueError as exc:
                 raise ValueError(f"{where}: {exc}") from None
+        added = sum(len(entry["items"]) for entry in self._additions)
+        log.info("%s: %d items added after training, restored", path, added)
 
     def extend_catalog(self, entity_type: str, items: Sequence[NewItem]) -> list[ItemResult]:
         """Give new items of `entity_type` SIDs and make them nameable at once; returns their records.

@@ -436,7 +436,9 @@ def test_extend_catalog_reports_a_full_family(nested_checkpoint: Path) -> None:
     assert model.catalog_summary()["episode"] == episodes and not model.tables["episode"].contains("n0")
 
 
-def test_an_additions_file_keeps_added_items_across_restarts(nested_checkpoint: Path, tmp_path: Path) -> None:
+def test_an_additions_file_keeps_added_items_across_restarts(
+    nested_checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "state" / "additions.jsonl"
     first = Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=path)
     assert not path.exists()  # nothing added yet, nothing written
@@ -455,7 +457,9 @@ def test_an_additions_file_keeps_added_items_across_restarts(nested_checkpoint: 
     assert recorded[0]["items"][0] == {"id": "ep-kept", "title": "Kept",
                                        "codes": list(first.tables["episode"].code_of("ep-kept"))}
 
-    second = Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=path)
+    with caplog.at_level("INFO", logger="neo.api"):
+        second = Neo.from_pretrained(nested_checkpoint, beam_width=4, additions=path)
+    assert "3 items added after training, restored" in caplog.text
     assert second.catalog_summary() == first.catalog_summary()
     for item_id in ("ep-kept", "show-kept", "artist-kept"):
         assert second.item(item_id) == first.item(item_id)
