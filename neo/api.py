@@ -358,7 +358,6 @@ class Neo:
         # a caller's thousand-request batch is decoded in slices instead of all at once.
         self.max_batch_size = max_batch_size
         self.max_new_tokens = min(max_new_tokens, self.limits.max_new_tokens)
-        self.trie = ItemTrie.build(vocab, self.tables, self.device)
         # Where the fitted codebooks are (`extend_catalog` for quantised types); None: not known.
         self.sids_dir = Path(sids_dir) if sids_dir is not None else None
         self._catalog_lock = threading.Lock()  # one catalog change at a time; requests never wait on it
@@ -369,6 +368,7 @@ class Neo:
         self._additions: list[dict[str, Any]] = []
         if self.additions_path is not None and self.additions_path.exists():
             self._replay_additions(self.additions_path)
+        self.trie = ItemTrie.build(vocab, self.tables, self.device)  # once, with any replayed additions
 
     @classmethod
     def from_pretrained(
@@ -456,9 +456,22 @@ class Neo:
         with self._catalog_lock:
             return self._add_table(table, titles)
 
-    def _add_table(self, table: SIDTable, titles: Mapping[str, str], journal: bool = True) -> list[str]:
+    def _add_table(self, table: SIDTable, titles: Mapping[str, str]) -> list[str]:
         """Check `table` (the current one plus new rows), then swap it in; with an additions file, the
         file is rewritten first, so an addition it could not record is not made either."""
+        entry = self._checked_addition(table, titles)
+        trie = ItemTrie.build(self.vocab, {**self.tables, table.entity_type: table}, self.device)
+        if entry["items"] and self.additions_path is not None:
+            write_jsonl(self.additions_path, [*self._additions, entry])
+        # Records first, trie last: a request running meanwhile either cannot reach a new item yet or
+        # finds its record.
+        self._apply_addition(table, entry)
+        self.trie = trie
+        return [item["id"] for item in entry["items"]]
+
+    def _checked_addition(self, table: SIDTable, titles: Mapping[str, str]) -> dict[str, Any]:
+        """Check `table` (the current one plus new rows) and the new rows' titles; returns the addition as
+        the additions file records it."""
         entity_type = table.entity_type
         self._check_type("table.entity_type", entity_type)
         current = self.tables[entity_type]
@@ -483,30 +496,25 @@ class Neo:
         untitled = [i for i in new_ids if not isinstance(titles.get(i), str)]
         if untitled:
             raise ValueError(f"titles: no title (a string) for new item(s) {untitled[:5]}")
-        new_codes = table.codes[old:]
-        if ((new_codes < 0) | (new_codes >= np.asarray(table.codebook_sizes))).any():
-            raise ValueError(f"new {entity_type!r} codes must lie within the codebook sizes {table.codebook_sizes}")
-        trie = ItemTrie.build(self.vocab, {**self.tables, entity_type: table}, self.device)
-        entry = {
+        return {
             "entity_type": entity_type,
             "items": [
                 {"id": i, "title": titles[i], "codes": [int(c) for c in codes]}
-                for i, codes in zip(new_ids, new_codes, strict=True)
+                for i, codes in zip(new_ids, table.codes[old:], strict=True)
             ],
         }
-        if new_ids:
-            if journal and self.additions_path is not None:
-                write_jsonl(self.additions_path, [*self._additions, entry])
-            self._additions.append(entry)
-        # Records first, trie last: a request running meanwhile either cannot reach a new item yet or
-        # finds its record.
-        self.records = {**self.records, **{i: (entity_type, titles[i]) for i in new_ids}}
+
+    def _apply_addition(self, table: SIDTable, entry: Mapping[str, Any]) -> None:
+        """Swap in the checked table and the new items' records (the caller sets the trie)."""
+        if entry["items"]:
+            self._additions.append(dict(entry))
+        entity_type = table.entity_type
+        self.records = {**self.records, **{item["id"]: (entity_type, item["title"]) for item in entry["items"]}}
         self.tables = {**self.tables, entity_type: table}
-        self.trie = trie
-        return list(new_ids)
 
     def _replay_additions(self, path: Path) -> None:
-        """Re-add the items of an additions file, line by line, with their recorded codes."""
+        """Re-add the items of an additions file, line by line, with their recorded codes (before the
+        constructor builds the trie, so a file of many additions costs one build, not one per line)."""
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -528,9 +536,11 @@ class Neo:
             if codes.ndim != 2 or codes.shape[1] != table.levels:
                 raise ValueError(f"{where}: every item needs {table.levels} codes (the {entity_type!r} levels)")
             try:
-                self._add_table(table.with_items(ids, codes), titles, journal=False)
+                extended = table.with_items(ids, codes)  # SIDTable refuses codes outside the codebooks
+                entry = self._checked_addition(extended, titles)
             except ValueError as exc:
                 raise ValueError(f"{where}: {exc}") from None
+            self._apply_addition(extended, entry)  # the constructor builds the trie once, after the replay
         added = sum(len(entry["items"]) for entry in self._additions)
         log.info("%s: %d items added after training, restored", path, added)
 
