@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from neo.data.splits import Split, targets
 from neo.decoding.beam import beam_search_items
 from neo.decoding.generate import ItemSegment, MixedOutput, generate_mixed
+from neo.decoding.prior import FusionSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.tasks.base import TaskContext
 from neo.tasks.encoding import PromptEncoder
@@ -65,6 +66,8 @@ class EvalSettings:
     # "recommend": the recommend task's prompt; "sequence": continue the user's history in the
     # rec_sequence layout (for types that history lines hold), for models trained mostly on rec_sequence.
     rec_prompt: str = "recommend"
+    # shallow fusion with the transition prior (`neo.decoding.prior`) in recommendation; weight 0 = off
+    prior: FusionSettings = field(default_factory=FusionSettings)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> EvalSettings:
@@ -75,6 +78,7 @@ class EvalSettings:
         for key in ("ks", "latency_beams"):
             if key in options:
                 options[key] = tuple(int(v) for v in options[key])
+        options["prior"] = FusionSettings.from_config(options.get("prior"))
         if options.get("rec_prompt", "recommend") not in REC_PROMPTS:
             raise ValueError(f"eval.settings.rec_prompt must be one of {REC_PROMPTS}, got {options['rec_prompt']!r}")
         return cls(**options)
@@ -89,6 +93,7 @@ class ModelEvaluator:
     ctx: TaskContext
     trie: ItemTrie
     settings: EvalSettings
+    prior: ItemPrior | None = None  # transition counts for fusion (used when settings.prior.weight > 0)
     outputs: list[list[int]] = field(default_factory=list)  # every decoded answer, for the validity check
 
     def __post_init__(self) -> None:
@@ -114,11 +119,17 @@ class ModelEvaluator:
         return [rows[i] for i in picked]
 
     def top_items(self, prompts: Sequence[str], entity_types: Sequence[str], k: int,
-                  beam_width: int | None = None) -> list[list[str]]:
+                  beam_width: int | None = None, histories: Sequence[Sequence[Any]] | None = None
+                  ) -> list[list[str]]:
+        """Top-k item ids per prompt; recommendation prompts pass their `histories` for the prior."""
         ids, mask = self.encode(prompts)
+        prior = None
+        if histories is not None and self.prior is not None and self.settings.prior.weight > 0:
+            items = [[x.item for x in h] for h in histories]
+            prior = self.prior.fusion(self.trie, items, list(entity_types), self.settings.prior)
         with torch.inference_mode():
             hits = beam_search_items(self.model, ids, mask, self.trie, list(entity_types), k,
-                                     beam_width=max(beam_width or self.settings.beam_width, k))
+                                     beam_width=max(beam_width or self.settings.beam_width, k), prior=prior)
         return [[h.item_id for h in row] for row in hits]
 
     def generate(self, prompts: Sequence[str], allowed_types: Sequence[str], max_items: int | None = None
@@ -166,8 +177,10 @@ class ModelEvaluator:
         k = max(self.settings.ks)
         ranks: list[int] = []
         for batch in self._batches(list(users), f"rec {entity_type}"):
-            prompts = [self.rec_prompt(split.history(part, u), entity_type, k) for u in batch]
-            for user, ranked in zip(batch, self.top_items(prompts, [entity_type] * len(batch), k), strict=True):
+            histories = [split.history(part, u) for u in batch]
+            prompts = [self.rec_prompt(h, entity_type, k) for h in histories]
+            ranked_lists = self.top_items(prompts, [entity_type] * len(batch), k, histories=histories)
+            for user, ranked in zip(batch, ranked_lists, strict=True):
                 ranks.append(ranked.index(users[user]) if users[user] in ranked else 1 << 30)
         return {**rank_metrics(ranks, self.settings.ks), "n": len(ranks)}
 
@@ -229,10 +242,11 @@ class ModelEvaluator:
         for beam in self.settings.latency_beams:
             seconds = []
             for user in users:
-                prompt = recommend_prompt(self.history(split.history("test", user)), entity_type, 10, "ids",
+                history = split.history("test", user)
+                prompt = recommend_prompt(self.history(history), entity_type, 10, "ids",
                                           chat=self.ctx.chat, style=self.ctx.style)
                 started = time.perf_counter()
-                self.top_items([prompt], [entity_type], 10, beam_width=beam)
+                self.top_items([prompt], [entity_type], 10, beam_width=beam, histories=[history])
                 seconds.append(time.perf_counter() - started)
             out.update(flat_keys(f"beam{beam}", latency_summary(seconds)))
         return out
@@ -240,11 +254,12 @@ class ModelEvaluator:
     def examples(self, split: Split, types: Sequence[str]) -> dict[str, str]:
         """One generation per task for the report."""
         user = self.sample(list(split.test), 1)[0]
-        history = self.history(split.history("test", user))
+        interactions = split.history("test", user)
+        history = self.history(interactions)
         target = types[0]
         out = {}
         top = self.top_items([recommend_prompt(history, target, 5, "ids", chat=self.ctx.chat, style=self.ctx.style)],
-                             [target], 5)[0]
+                             [target], 5, histories=[interactions])[0]
         out[f"recommend {target} (top 5)"] = "; ".join(self.ctx.title[i] for i in top)
         explained = self.generate([recsplain_prompt(history, target, chat=self.ctx.chat, style=self.ctx.style)],
                                   [target], max_items=1)[0]

@@ -30,6 +30,7 @@ import torch
 
 from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
+from neo.decoding.prior import PRIOR_FILE, FusionSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.io import write_jsonl
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
@@ -325,6 +326,8 @@ class Neo:
         max_batch_size: int = 32,
         sids_dir: str | os.PathLike | None = None,
         additions: str | os.PathLike | None = None,
+        prior: ItemPrior | None = None,
+        fusion: FusionSettings | None = None,
     ):
         if rec_prompt not in REC_PROMPTS:
             raise ValueError(f"rec_prompt must be one of {REC_PROMPTS}, got {rec_prompt!r}")
@@ -354,6 +357,9 @@ class Neo:
         self.device = torch.device(device)
         self.limits = limits or Limits()
         self.beam_width = beam_width
+        # Recommendations fuse the model's scores with counted transitions when the checkpoint has them.
+        self.prior = prior
+        self.fusion = fusion or FusionSettings()
         # Requests per decoder call: a beam search holds batch x beam rows of logits and KV cache, so
         # a caller's thousand-request batch is decoded in slices instead of all at once.
         self.max_batch_size = max_batch_size
@@ -383,11 +389,14 @@ class Neo:
         rec_prompt: str | None = None,
         max_batch_size: int = 32,
         additions: str | os.PathLike | None = None,
+        fusion: FusionSettings | None = None,
     ) -> Neo:
         """Load a checkpoint directory (see docs/serving.md for what it must contain).
 
         `rec_prompt` (recommend | sequence): how recommendations are asked; None takes the layout the
         checkpoint's pipeline was evaluated with (`eval.settings.rec_prompt`), else `recommend`.
+        `fusion`: weight and smoothing of the transition prior (`item_prior.json`, written by training)
+        in recommendations; None takes the checkpoint's `eval.settings.prior`, else the defaults.
         `additions`: a JSONL file that keeps the items added after training (`add_items`,
         `extend_catalog`): replayed now if it exists, and rewritten after every accepted addition.
         """
@@ -418,6 +427,9 @@ class Neo:
         }
         if rec_prompt is None:
             rec_prompt = _nested(meta, "config", "eval", "settings", "rec_prompt") or "recommend"
+        if fusion is None:
+            fusion = FusionSettings.from_config(_nested(meta, "config", "eval", "settings", "prior"))
+        prior_path = directory / PRIOR_FILE
         return cls(
             model,
             tokenizer,
@@ -434,6 +446,8 @@ class Neo:
             max_batch_size=max_batch_size,
             sids_dir=directory / SIDS_DIR,
             additions=additions,
+            prior=ItemPrior.load(prior_path) if prior_path.exists() else None,
+            fusion=fusion,
         )
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -789,6 +803,16 @@ class Neo:
 
         input_ids, attention_mask = self._batch(prompts)
         exclude = [list(getattr(r, "exclude", None) or []) for r in requests]
+        prior = None
+        if self.prior is not None and self.fusion.weight > 0:
+            recommending = [isinstance(r, RecommendRequest) for r in requests]
+            if any(recommending):
+                histories = [[_item_id(e) for e in r.history] if rec else []
+                             for r, rec in zip(requests, recommending, strict=True)]
+                prior = self.prior.fusion(
+                    self.trie, histories, [r.target_type for r in requests], self.fusion,
+                    weights=[self.fusion.weight if rec else 0.0 for rec in recommending],
+                )
         with torch.inference_mode():
             hits = beam_search_items(
                 self.model,
@@ -800,6 +824,7 @@ class Neo:
                 beam_width=self._beam_width(requests[0]),
                 exclude=exclude if any(exclude) else None,
                 filters=[getattr(r, "filters", None) for r in requests],
+                prior=prior,
             )
         return [
             [self.item(hit.item_id, float(hit.score)) for hit in row[: r.k]]

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
+from neo.decoding.prior import PRIOR_FILE, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.devices import resolve_device, tune_host_allocator
 from neo.io import write_json
@@ -80,8 +81,18 @@ class EvaluateRecipe:
         tasks_cfg = meta.get("config", {}).get("tasks") or OmegaConf.to_container(self.cfg.tasks, resolve=True)
         self.ctx = context(self.catalog, self.split, self.tables, vocab, tasks_cfg, ChatFormat.from_tokenizer(tokenizer))
         self.evaluator = ModelEvaluator(self.model, tokenizer, self.ctx, ItemTrie.build(vocab, self.tables, device),
-                                        self.settings)
+                                        self.settings, self._prior())
         self.train_metrics = {stage: self.output_dir / stage / "metrics.jsonl" for stage in ("align", "instruct")}
+
+    def _prior(self) -> ItemPrior | None:
+        """The checkpoint's transition counts; checkpoints from before they were saved count them here."""
+        if self.settings.prior.weight == 0:
+            return None
+        path = self.checkpoint / PRIOR_FILE
+        if path.exists():
+            return ItemPrior.load(path)
+        log.info("%s has no %s: counting transitions over the split's training part", self.checkpoint, PRIOR_FILE)
+        return ItemPrior.from_split(self.catalog, self.split, list(self.tables))
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()

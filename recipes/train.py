@@ -22,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from neo.data import Catalog
+from neo.data.splits import Split, make_split
+from neo.decoding.prior import PRIOR_FILE, ItemPrior
 from neo.devices import tune_host_allocator
 from neo.model import adapt_model, load_base_model
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
@@ -54,6 +56,7 @@ class TrainRecipe:
         self.tokenizer: PreTrainedTokenizerBase
         self.vocab: SIDVocab
         self.rows: datasets.Dataset
+        self.split: Split
         self.engine: Engine
         self.log_fn: Callable[[dict[str, Any]], None] | None = None
         self._wandb_run: Any = None
@@ -121,13 +124,13 @@ class TrainRecipe:
         return model, tokenizer, vocab
 
     def _setup_rows(self) -> datasets.Dataset:
-        from neo.data.splits import make_split
         from neo.tasks import build_training_dataset, context
         from neo.tasks.prompts import ChatFormat
 
+        self.split = make_split(self.catalog)
         ctx = context(
             self.catalog,
-            make_split(self.catalog),
+            self.split,
             self.tables,
             self.vocab,
             self.cfg.tasks,
@@ -192,6 +195,10 @@ class TrainRecipe:
                 "final_loss": metrics[-1]["loss"] if metrics else None,
                 "config": OmegaConf.to_container(self.cfg, resolve=True),
             }
+            # the transition counts recommendations are fused with (neo.decoding.prior), before the
+            # checkpoint's neo.json marks it finished
+            self.stage_dir.mkdir(parents=True, exist_ok=True)
+            ItemPrior.from_split(self.catalog, self.split, list(self.tables)).save(self.stage_dir / PRIOR_FILE)
             save_stage_checkpoint(
                 self.stage_dir, model, self.tokenizer, self.vocab, self.output_dir / SIDS_DIR, meta
             )

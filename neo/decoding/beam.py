@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from neo.decoding.filters import ItemFilters, request_bits
+from neo.decoding.prior import FusionBatch
 from neo.decoding.trie import ItemTrie
 
 SCORE_MODES = ("full", "allowed")
@@ -50,11 +51,13 @@ def beam_search_items(
     exclude: Sequence[Sequence[str]] | None = None,
     filters: ItemFilters | Sequence[ItemFilters | None] | None = None,
     score_mode: str = "full",
+    prior: FusionBatch | None = None,
 ) -> list[list[ItemHit]]:
     """The best `k` distinct items of `entity_types[i]` for each (left-padded) prompt `input_ids[i]`.
 
     `exclude[i]` lists item ids request i must not receive (history, items already shown); `filters`
-    is one `ItemFilters` for every request or one per request. Works with any HF causal LM that returns
+    is one `ItemFilters` for every request or one per request. `prior` (`ItemPrior.fusion`) adds
+    `weight[i] * log q(item)` to request i's scores, token by token (`neo.decoding.prior`). Works with any HF causal LM that returns
     `logits` and a `past_key_values` cache. Fewer than `k` hits come back only when fewer items remain.
     """
     batch = input_ids.shape[0]
@@ -64,6 +67,11 @@ def beam_search_items(
         raise ValueError(f"k must be between 1 and beam_width={beam_width}, got {k}")
     if score_mode not in SCORE_MODES:
         raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
+    if prior is not None and prior.mass.shape != (batch, trie.n_nodes + trie.n_leaves):
+        raise ValueError(
+            f"prior mass has shape {tuple(prior.mass.shape)}, expected {(batch, trie.n_nodes + trie.n_leaves)} "
+            "(requests x trie nodes + leaves)"
+        )
     if exclude is not None and len(exclude) != batch:
         raise ValueError(f"exclude has {len(exclude)} lists for {batch} prompts")
     per_request = list(filters) if isinstance(filters, Sequence) else [filters] * batch
@@ -121,6 +129,8 @@ def beam_search_items(
             log_probs = log_probs.masked_fill(~allowed, float("-inf"))
         else:
             log_probs = torch.log_softmax(candidate_logits.masked_fill(~allowed, float("-inf")), dim=1)
+        if prior is not None:
+            log_probs = log_probs + _prior_log_probs(trie, prior, fan_out, node, window)
         # a request past its last level keeps its beams: candidate 0 of each beam carries its score
         keep = torch.full_like(log_probs, float("-inf"))
         keep[:, 0] = 0.0
@@ -144,6 +154,24 @@ def beam_search_items(
         )
         next_position = next_position + 1
     return _hits(trie, entity_types, node.view(batch, beam_width), scores, k)
+
+
+def _prior_log_probs(
+    trie: ItemTrie, prior: FusionBatch, fan_out: torch.Tensor, node: torch.Tensor, window: torch.Tensor
+) -> torch.Tensor:
+    """`weight * log(mass(child) / mass(node))` for every candidate code of every beam `[rows, window]`.
+
+    Rows past their type's last level (holding a leaf id) get any finite value: their candidates are
+    replaced by the caller. Codes that are not children read a clamped neighbour; they are masked already.
+    """
+    nodes, width = trie.n_nodes, trie.n_nodes + trie.n_leaves
+    here = node.clamp(max=nodes - 1)
+    child = trie.child(here.unsqueeze(1), window.unsqueeze(0))
+    child = torch.where(trie.node_is_last[here].unsqueeze(1), nodes + child, child).clamp(max=width - 1)
+    flat = prior.mass.view(-1)
+    base = (fan_out * width).unsqueeze(1)
+    ratio = flat[base + child].clamp(min=1e-30).log() - flat[base.squeeze(1) + here].clamp(min=1e-30).log().unsqueeze(1)
+    return prior.weight[fan_out].unsqueeze(1) * ratio
 
 
 def _hits(

@@ -24,7 +24,9 @@ class ItemOut(BaseModel):
     entity_type: str
     title: str
     sid: str = Field(description="the item's Semantic ID as its token span")
-    score: float | None = Field(None, description="beam log-probability (ranked results only)")
+    score: float | None = Field(None, description=(
+        "beam log-probability (ranked results only); recommendations add the weighted log transition prior"
+    ))
 
 
 class ItemsResponse(BaseModel):

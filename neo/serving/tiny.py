@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from neo.data.catalog import Catalog
+from neo.data.splits import make_split
+from neo.decoding.prior import PRIOR_FILE, ItemPrior
 from neo.decoding.synthetic import random_codes
 from neo.io import write_json
 from neo.sids.table import SIDS_DIR, SIDTable, save_tables
@@ -30,10 +32,11 @@ def write_random_checkpoint(
     layers: int = 2,
     context_length: int = 1024,
 ) -> Path:
-    """Write a loadable neo checkpoint (HF model + tokenizer, neo_vocab.json, sids/, neo.json) to `out_dir`.
+    """Write a loadable neo checkpoint (HF model + tokenizer, neo_vocab.json, sids/, item prior, neo.json).
 
-    The model and tokenizer are the `tiny` preset's (neo.model.presets.build_tiny), so serving numbers
-    measured on this checkpoint hold for a trained tiny checkpoint of the same size.
+    The model and tokenizer are the `tiny` preset's (neo.model.presets.build_tiny), and the transition
+    prior is counted over the catalog's training split as training would, so serving numbers measured
+    on this checkpoint hold for a trained tiny checkpoint of the same size.
     """
     from neo.model.presets import build_tiny
 
@@ -67,6 +70,7 @@ def write_random_checkpoint(
     tokenizer.save_pretrained(out)
     vocab.save(out)
     save_tables(out / SIDS_DIR, tables)
+    ItemPrior.from_split(catalog, make_split(catalog), list(tables)).save(out / PRIOR_FILE)
     write_json(
         out / "neo.json",
         {  # the layout `neo run train` writes (dataset name, stage, resolved config)

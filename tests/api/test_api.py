@@ -25,6 +25,7 @@ from neo.api import (
     TextResult,
 )
 from neo.decoding.filters import ItemFilters
+from neo.decoding.prior import PRIOR_FILE, FusionSettings, ItemPrior
 from neo.tasks.prompts import HistoryLine, profile_prompt, rec_sequence_continuation, recommend_prompt
 
 
@@ -505,3 +506,20 @@ def test_a_bad_additions_file_names_its_line(nested_checkpoint: Path, tmp_path: 
         with pytest.raises(ValueError, match=f"additions.jsonl:1: .*{says}"):
             model._replay_additions(path)
     assert model.catalog_summary()["show"] == len(shows)
+
+
+def test_recommendations_fuse_the_checkpoints_transition_counts(random_checkpoint: Path) -> None:
+    """A heavy prior puts the last item's most frequent successor first; weight 0 is the model alone."""
+    prior = ItemPrior.load(random_checkpoint / PRIOR_FILE)
+    follows = prior.types["episode"].successors
+    last = max(follows, key=lambda source: max(follows[source].values()))
+    best = max(follows[last], key=follows[last].get)
+    heavy = Neo.from_pretrained(random_checkpoint, beam_width=12, fusion=FusionSettings(weight=50.0))
+    assert heavy.recommend([last], "episode", k=3)[0].item_id == best
+    alone = Neo.from_pretrained(random_checkpoint, beam_width=12, fusion=FusionSettings(weight=0.0))
+    unfused = Neo.from_pretrained(random_checkpoint, beam_width=12)
+    unfused.prior = None
+    assert alone.recommend([last], "episode", k=5) == unfused.recommend([last], "episode", k=5)
+    search = heavy.search("news", "episode", k=3)  # searches batched with recommendations keep their scores
+    mixed = heavy.run_batch([SearchRequest("news", "episode", 3), RecommendRequest([last], "episode", 3)])
+    assert mixed[0] == search and mixed[1][0].item_id == best

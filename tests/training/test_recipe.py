@@ -11,6 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from transformers import AutoModelForCausalLM
 
+from neo.decoding.prior import PRIOR_FILE, ItemPrior
+
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -60,6 +62,7 @@ def test_align_then_instruct_on_cpu(mini_world, tmp_path):
         meta = json.loads((output_dir / stage / "neo.json").read_text())
         assert meta["stage"] == stage and meta["dataset"] == "mini" and meta["steps"] == 4
         AutoModelForCausalLM.from_pretrained(output_dir / stage)
+        assert ItemPrior.load(output_dir / stage / PRIOR_FILE).types  # the counts recommendations fuse with
 
 
 def test_instruct_without_align_says_what_to_run(mini_world, tmp_path):

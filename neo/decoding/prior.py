@@ -1,0 +1,261 @@
+"""The transition prior: shallow fusion of the model's item scores with counted "what came next".
+
+A first-order Markov chain over the training histories (what users took right after an item) is a
+strong recommender on its own: on Beauty it beats TIGER and a full-softmax SASRec, where the trained
+model, which must learn every transition by gradient descent, stays below both (docs/benchmarks.md,
+session 10). Counting knows a transition from one sighting; the model knows the whole history and the
+prompt. Shallow fusion -- as with an n-gram language model in speech recognition -- adds the two in
+log space at decoding time:
+
+    score(item) = log p_model(item | prompt) + weight * log q(item | recent history)
+
+with `q = (1 - smoothing) * successors(recent items) + smoothing * popularity` over the target type's
+items: the successor shares of the last `recent` history items, each earlier one `decay` times less
+weighty (the co-occurrence baseline's recency rule), and popularity add-one smoothed, so every item
+keeps a finite score and a history with no recorded successor falls back to popularity. The beam search applies it token by token: at a trie node the
+prior of code `c` is `mass(child) / mass(node)`, whose product along an item's codes is exactly `q(item)`.
+
+`ItemPrior.count` builds the counts per target type from training histories (cross-type targets via
+the catalog's links: after an episode came an episode of show S, so show S follows that episode);
+the training recipe writes them next to the checkpoint (`PRIOR_FILE`), so serving needs no catalog.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from neo.data.catalog import Catalog
+from neo.data.splits import Split, target_of
+from neo.decoding.trie import ItemTrie
+from neo.io import write_json
+
+PRIOR_FILE = "item_prior.json"
+PRIOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TypePrior:
+    """One target type: popularity of its items and, per source item (any type), its successors' counts."""
+
+    popularity: dict[str, int]
+    successors: dict[str, dict[str, int]]
+
+
+class FusionBatch(NamedTuple):
+    """Per request of a beam search: prior mass of every trie node and leaf `[B, N + M]`, and its weight `[B]`."""
+
+    mass: torch.Tensor
+    weight: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """`eval.settings.prior`: how much the transition prior counts, its popularity share, and how many
+    recent history items it follows (each `decay` times the weight of the one after it)."""
+
+    weight: float = 1.0
+    smoothing: float = 0.1
+    recent: int = 3
+    decay: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"prior.weight must be >= 0 (0 switches the prior off), got {self.weight}")
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(
+                f"prior.smoothing must lie in (0, 1]: the popularity share that keeps every item reachable, "
+                f"got {self.smoothing}"
+            )
+        if self.recent < 1:
+            raise ValueError(f"prior.recent must be >= 1 (history items whose successors count), got {self.recent}")
+        if not 0 < self.decay <= 1:
+            raise ValueError(f"prior.decay must lie in (0, 1], got {self.decay}")
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> FusionSettings:
+        options = dict(options or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"prior: unknown key(s) {unknown}; expected {sorted(known)}")
+        defaults = cls()
+        return cls(
+            float(options.get("weight", defaults.weight)),
+            float(options.get("smoothing", defaults.smoothing)),
+            int(options.get("recent", defaults.recent)),
+            float(options.get("decay", defaults.decay)),
+        )
+
+
+class ItemPrior:
+    """Transition and popularity counts per target type, built from training histories."""
+
+    def __init__(self, types: Mapping[str, TypePrior], max_successors: int = 64):
+        self.types = dict(types)
+        self.max_successors = max_successors
+        self._leaf_tables: tuple[ItemTrie, dict[str, Any]] | None = None  # lookups of the latest trie
+
+    # ----- building and files ------------------------------------------------------------------
+    @classmethod
+    def count(
+        cls,
+        histories: Iterable[Sequence[str]],
+        target_types: Sequence[str],
+        target_of: Callable[[str, str], str | None],
+        max_successors: int = 64,
+    ) -> ItemPrior:
+        """Count, for each type T, `T-target of item t` after `item t-1` and the T-targets' popularity.
+
+        `target_of(item, T)` maps an interaction to type T (the item itself, a linked item, or None).
+        Each source keeps its `max_successors` most frequent successors per type.
+        """
+        if max_successors < 1:
+            raise ValueError(f"max_successors must be >= 1, got {max_successors}")
+        popularity = {t: Counter() for t in target_types}
+        follow: dict[str, dict[str, Counter]] = {t: {} for t in target_types}
+        mapped: dict[tuple[str, str], str | None] = {}
+        for history in histories:
+            for position, item in enumerate(history):
+                for entity_type in target_types:
+                    key = (item, entity_type)
+                    if key not in mapped:
+                        mapped[key] = target_of(item, entity_type)
+                    target = mapped[key]
+                    if target is None:
+                        continue
+                    popularity[entity_type][target] += 1
+                    if position:
+                        follow[entity_type].setdefault(history[position - 1], Counter())[target] += 1
+        types = {
+            t: TypePrior(
+                dict(popularity[t]),
+                {source: dict(counts.most_common(max_successors)) for source, counts in follow[t].items()},
+            )
+            for t in target_types
+        }
+        return cls(types, max_successors)
+
+    @classmethod
+    def from_split(cls, catalog: Catalog, split: Split, target_types: Sequence[str]) -> ItemPrior:
+        """Counts over the training part of `split` (what a model trained on that split has seen)."""
+        return cls.count(
+            ([x.item for x in history] for history in split.train.values()),
+            target_types,
+            lambda item, entity_type: target_of(catalog, item, entity_type),
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write `path` atomically (JSON: version, max_successors, per type popularity and successors)."""
+        write_json(
+            path,
+            {
+                "version": PRIOR_VERSION,
+                "max_successors": self.max_successors,
+                "types": {
+                    t: {"popularity": p.popularity, "successors": p.successors} for t, p in self.types.items()
+                },
+            },
+            indent=None,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ItemPrior:
+        """Read a file written by `save`; a malformed one is refused with the file and field named."""
+        import json
+
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a readable item prior ({error})") from error
+        if not isinstance(raw, dict) or raw.get("version") != PRIOR_VERSION:
+            raise ValueError(f"{path}: expected an item prior of version {PRIOR_VERSION}, got {raw.get('version')!r}")
+        types = {}
+        for entity_type, body in (raw.get("types") or {}).items():
+            popularity, successors = body.get("popularity"), body.get("successors")
+            if not isinstance(popularity, dict) or not isinstance(successors, dict):
+                raise ValueError(f"{path}: types.{entity_type} needs 'popularity' and 'successors' objects")
+            types[entity_type] = TypePrior(
+                {k: int(v) for k, v in popularity.items()},
+                {s: {k: int(v) for k, v in c.items()} for s, c in successors.items()},
+            )
+        return cls(types, int(raw.get("max_successors", 64)))
+
+    # ----- masses for the beam search ----------------------------------------------------------
+    def _tables(self, trie: ItemTrie) -> dict[str, Any]:
+        """Per-trie lookups: each type's smoothed popularity over leaves, leaf ids of items, depth order."""
+        if self._leaf_tables is not None and self._leaf_tables[0] is trie:
+            return self._leaf_tables[1]
+        device, leaves = trie.device, trie.n_leaves
+        popularity, leaf_of = {}, {}
+        for entity_type in trie.vocab.type_names:
+            ids = trie.item_ids.get(entity_type, [])
+            if not ids:
+                continue
+            counts = self.types.get(entity_type, TypePrior({}, {})).popularity
+            rows = trie.leaves_of(entity_type, ids)
+            weights = torch.tensor([counts.get(item, 0) + 1.0 for item in ids], dtype=torch.float32)
+            dense = torch.zeros(leaves, dtype=torch.float32)
+            dense[torch.tensor(rows)] = weights / weights.sum()
+            popularity[entity_type] = dense.to(device)
+            leaf_of[entity_type] = dict(zip(ids, rows, strict=True))
+        depth = trie.node_depth
+        deepest = int(depth.max().item()) if len(depth) else 0
+        levels = [torch.nonzero(depth == d).squeeze(1) for d in range(deepest, 0, -1)]
+        tables = {"popularity": popularity, "leaf_of": leaf_of, "levels": levels}
+        self._leaf_tables = (trie, tables)
+        return tables
+
+    def leaf_mass(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
+                  settings: FusionSettings) -> torch.Tensor:
+        """`q(leaf | history)` over the leaves of each request's type `[B, M]` (rows sum to 1).
+
+        The successor part averages the successor shares of the `settings.recent` most recent items
+        (oldest last in `histories`), the last one weighted 1, each earlier one `decay` times less;
+        items with no recorded successor drop out, and with none left `q` is popularity alone.
+        """
+        tables = self._tables(trie)
+        rows = []
+        for history, entity_type in zip(histories, entity_types, strict=True):
+            if entity_type not in tables["popularity"]:
+                raise ValueError(f"type {entity_type!r} has no items in the trie")
+            base = tables["popularity"][entity_type]
+            follows = self.types.get(entity_type, TypePrior({}, {})).successors
+            leaf_of = tables["leaf_of"][entity_type]
+            chain, total = torch.zeros_like(base), 0.0
+            for age, source in enumerate(reversed(list(history)[-settings.recent:])):
+                known = [(leaf_of[item], n) for item, n in follows.get(source, {}).items() if item in leaf_of]
+                if not known:
+                    continue
+                counts = torch.tensor([float(n) for _, n in known], device=base.device)
+                share = settings.decay**age
+                chain.index_add_(0, torch.tensor([leaf for leaf, _ in known], device=base.device),
+                                 share * counts / counts.sum())
+                total += share
+            rows.append((1 - settings.smoothing) * chain / total + settings.smoothing * base if total else base)
+        return torch.stack(rows)
+
+    def fusion(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
+               settings: FusionSettings, weights: Sequence[float] | None = None) -> FusionBatch:
+        """The beam search's `prior` argument: subtree masses of every node and leaf, per request.
+
+        `histories` are each request's item ids, oldest first. `weights` overrides `settings.weight`
+        per request (0 for requests the prior must not touch, such as searches batched with
+        recommendations).
+        """
+        leaf = self.leaf_mass(trie, histories, entity_types, settings)
+        nodes = trie.n_nodes
+        mass = leaf.new_zeros(leaf.shape[0], nodes + trie.n_leaves)
+        mass[:, nodes:] = leaf
+        mass[:, :nodes].index_add_(1, trie.parent[nodes:], leaf)
+        for level in self._tables(trie)["levels"]:  # deepest nodes first: each adds into its parent
+            mass[:, :nodes].index_add_(1, trie.parent[level], mass[:, level])
+        per_request = [settings.weight] * len(histories) if weights is None else list(weights)
+        return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))

@@ -1,0 +1,114 @@
+"""The transition prior: fused beam scores equal brute force, counting, files and settings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from neo.decoding.beam import beam_search_items
+from neo.decoding.prior import PRIOR_FILE, FusionSettings, ItemPrior, TypePrior
+
+from .test_beam import brute_force
+
+
+def hand_prior(tables) -> ItemPrior:
+    a, b = tables["a"].item_ids, tables["b"].item_ids
+    return ItemPrior(
+        {
+            "a": TypePrior({a[0]: 5, a[3]: 2}, {"last": {a[4]: 3, a[7]: 1}}),
+            "b": TypePrior({b[1]: 9}, {"last": {b[10]: 2, b[20]: 2, "not-in-the-trie": 4}}),
+        }
+    )
+
+
+def expected_prior(table, popularity: dict, successors: dict, smoothing: float) -> dict[str, float]:
+    """q(item) by hand: (1 - s) * successor share + s * add-one popularity share."""
+    ids = table.item_ids
+    pop_total = sum(popularity.get(i, 0) + 1 for i in ids)
+    known = {i: n for i, n in successors.items() if i in ids}
+    chain_total = sum(known.values())
+    return {
+        i: ((1 - smoothing) * known.get(i, 0) / chain_total if known else 0.0)
+        + (smoothing if known else 1.0) * (popularity.get(i, 0) + 1) / pop_total
+        for i in ids
+    }
+
+
+@pytest.mark.parametrize("last", ["last", "never-seen"])
+def test_fused_scores_equal_brute_force(bigram, vocab, tables, trie, last) -> None:
+    prior = hand_prior(tables)
+    settings = FusionSettings(weight=0.7, smoothing=0.2)
+    prompts = torch.tensor([[1, 2], [3, 4]])
+    fusion = prior.fusion(trie, [[last], [last]], ["a", "b"], settings)
+    torch.testing.assert_close(fusion.mass[:, trie.n_nodes:].sum(1), torch.ones(2))
+    hits = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60, prior=fusion)
+    for request, entity_type in enumerate(["a", "b"]):
+        model = brute_force(bigram, vocab, tables[entity_type], vocab.open_id(entity_type), "full")
+        body = prior.types[entity_type]
+        q = expected_prior(tables[entity_type], body.popularity, body.successors.get(last, {}), 0.2)
+        expected = {i: model[i] + 0.7 * math.log(q[i]) for i in model}
+        best = sorted(expected, key=expected.get, reverse=True)[:5]
+        assert [h.item_id for h in hits[request]] == best
+        for hit in hits[request]:
+            assert math.isclose(hit.score, expected[hit.item_id], abs_tol=1e-4)
+
+
+def test_recent_items_mix_their_successors_by_recency(trie, tables) -> None:
+    """History [earlier, last, unseen]: `unseen` has no successors and drops out; last 1, earlier 0.5."""
+    a = tables["a"].item_ids
+    prior = ItemPrior({"a": TypePrior({}, {"earlier": {a[1]: 1, a[2]: 3}, "last": {a[2]: 2, a[5]: 2}})})
+    settings = FusionSettings(smoothing=0.2, recent=3, decay=0.5)
+    mass = prior.leaf_mass(trie, [["older", "earlier", "last", "unseen"]], ["a"], settings)[0]
+    leaf = dict(zip(a, trie.leaves_of("a", a), strict=True))
+    chain = {a[1]: 0.5 * 0.25, a[2]: 0.5 * 0.75 + 1 * 0.5, a[5]: 1 * 0.5}  # shares of each source, weighted
+    for item in a:
+        expected = 0.8 * chain.get(item, 0.0) / 1.5 + 0.2 / len(a)
+        assert math.isclose(float(mass[leaf[item]]), expected, rel_tol=1e-5)
+    only_first = prior.leaf_mass(trie, [["earlier", "last"]], ["a"], FusionSettings(smoothing=0.2, recent=1))[0]
+    assert math.isclose(float(only_first[leaf[a[5]]]), 0.8 * 0.5 + 0.2 / len(a), rel_tol=1e-5)
+
+
+def test_zero_weight_rows_keep_the_models_scores(bigram, tables, trie) -> None:
+    prompts = torch.tensor([[1, 2], [3, 4]])
+    fusion = hand_prior(tables).fusion(
+        trie, [["last"], ["last"]], ["a", "b"], FusionSettings(), weights=[0.0, 1.0]
+    )
+    fused = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60, prior=fusion)
+    plain = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60)
+    assert fused[0] == plain[0] and fused[1] != plain[1]
+
+
+def test_counts_follow_targets_of_the_next_interaction(tmp_path) -> None:
+    show_of = {"e1": "s1", "e2": "s1", "e3": "s2"}
+
+    def target_of(item: str, entity_type: str) -> str | None:
+        return item if entity_type == "episode" else show_of[item]
+
+    prior = ItemPrior.count([["e1", "e2", "e3"], ["e1", "e3"]], ["episode", "show"], target_of)
+    assert prior.types["episode"].successors == {"e1": {"e2": 1, "e3": 1}, "e2": {"e3": 1}}
+    assert prior.types["show"].successors == {"e1": {"s1": 1, "s2": 1}, "e2": {"s2": 1}}
+    assert prior.types["show"].popularity == {"s1": 3, "s2": 2}
+    path = tmp_path / PRIOR_FILE
+    prior.save(path)
+    again = ItemPrior.load(path)
+    assert again.types == prior.types and again.max_successors == 64
+
+
+def test_bad_files_and_settings_are_named(tmp_path) -> None:
+    path = tmp_path / PRIOR_FILE
+    path.write_text(json.dumps({"version": 7}))
+    with pytest.raises(ValueError, match=f"{PRIOR_FILE}: expected an item prior of version 1, got 7"):
+        ItemPrior.load(path)
+    path.write_text(json.dumps({"version": 1, "types": {"a": {"popularity": []}}}))
+    with pytest.raises(ValueError, match="types.a needs 'popularity' and 'successors'"):
+        ItemPrior.load(path)
+    with pytest.raises(ValueError, match=r"prior.smoothing must lie in \(0, 1\]"):
+        FusionSettings(smoothing=0.0)
+    with pytest.raises(ValueError, match="unknown key"):
+        FusionSettings.from_config({"wieght": 1})
+    with pytest.raises(ValueError, match=r"prior.recent must be >= 1"):
+        FusionSettings.from_config({"recent": 0})
+    assert FusionSettings.from_config({"weight": 0.5}) == FusionSettings(weight=0.5, smoothing=0.1, recent=3, decay=0.3)
