@@ -194,7 +194,7 @@ class ItemPrior:
         if self._leaf_tables is not None and self._leaf_tables[0] is trie:
             return self._leaf_tables[1]
         device, leaves = trie.device, trie.n_leaves
-        popularity, leaf_of = {}, {}
+        popularity, leaf_of, unseen = {}, {}, []
         for entity_type in trie.vocab.type_names:
             ids = trie.item_ids.get(entity_type, [])
             if not ids:
@@ -206,10 +206,19 @@ class ItemPrior:
             dense[torch.tensor(rows)] = weights / weights.sum()
             popularity[entity_type] = dense.to(device)
             leaf_of[entity_type] = dict(zip(ids, rows, strict=True))
+            unseen.extend(leaf for item, leaf in zip(ids, rows, strict=True) if item not in counts)
         depth = trie.node_depth
         deepest = int(depth.max().item()) if len(depth) else 0
         levels = [torch.nonzero(depth == d).squeeze(1) for d in range(deepest, 0, -1)]
-        tables = {"popularity": popularity, "leaf_of": leaf_of, "levels": levels}
+        # Siblings of an item no training history holds (added after training, or never played) are ranked
+        # by the model alone: the counts cannot weigh an item they never saw against its siblings, so
+        # below that parent they only say how likely the parent is (a show's new episode competes with
+        # the show's other episodes on the model's scores, behind the show's prior).
+        parent = trie.parent[trie.n_nodes:]
+        open_parents = parent[torch.tensor(unseen, dtype=torch.int64, device=device)].unique()
+        neutral = torch.isin(parent, open_parents).nonzero().squeeze(1)
+        tables = {"popularity": popularity, "leaf_of": leaf_of, "neutral": (neutral, parent[neutral]),
+                  "levels": levels}
         self._leaf_tables = (trie, tables)
         return tables
 
@@ -239,7 +248,8 @@ class ItemPrior:
                 chain.index_add_(0, torch.tensor([leaf for leaf, _ in known], device=base.device),
                                  share * counts / counts.sum())
                 total += share
-            rows.append((1 - settings.smoothing) * chain / total + settings.smoothing * base if total else base)
+            row = (1 - settings.smoothing) * chain / total + settings.smoothing * base if total else base
+            rows.append(row)
         return torch.stack(rows)
 
     def fusion(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
@@ -255,7 +265,10 @@ class ItemPrior:
         mass = leaf.new_zeros(leaf.shape[0], nodes + trie.n_leaves)
         mass[:, nodes:] = leaf
         mass[:, :nodes].index_add_(1, trie.parent[nodes:], leaf)
-        for level in self._tables(trie)["levels"]:  # deepest nodes first: each adds into its parent
+        tables = self._tables(trie)
+        for level in tables["levels"]:  # deepest nodes first: each adds into its parent
             mass[:, :nodes].index_add_(1, trie.parent[level], mass[:, level])
+        neutral_leaves, their_parents = tables["neutral"]
+        mass[:, nodes + neutral_leaves] = mass[:, their_parents]  # ratio 1: no prior below these parents
         per_request = [settings.weight] * len(histories) if weights is None else list(weights)
         return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))

@@ -522,4 +522,5 @@ def test_recommendations_fuse_the_checkpoints_transition_counts(random_checkpoin
     assert alone.recommend([last], "episode", k=5) == unfused.recommend([last], "episode", k=5)
     search = heavy.search("news", "episode", k=3)  # searches batched with recommendations keep their scores
     mixed = heavy.run_batch([SearchRequest("news", "episode", 3), RecommendRequest([last], "episode", 3)])
-    assert mixed[0] == search and mixed[1][0].item_id == best
+    assert [r.item_id for r in mixed[0]] == [r.item_id for r in search] and mixed[1][0].item_id == best
+    assert [r.score for r in mixed[0]] == pytest.approx([r.score for r in search], abs=1e-4)

@@ -15,26 +15,37 @@ from .test_beam import brute_force
 
 
 def hand_prior(tables) -> ItemPrior:
+    """Type a: every item counted but a[2] and a[9] (as if added after training); type b: all counted."""
     a, b = tables["a"].item_ids, tables["b"].item_ids
     return ItemPrior(
         {
-            "a": TypePrior({a[0]: 5, a[3]: 2}, {"last": {a[4]: 3, a[7]: 1}}),
-            "b": TypePrior({b[1]: 9}, {"last": {b[10]: 2, b[20]: 2, "not-in-the-trie": 4}}),
+            "a": TypePrior({i: 1 + n % 3 for n, i in enumerate(a) if i not in (a[2], a[9])},
+                           {"last": {a[4]: 3, a[7]: 1, a[2]: 1}}),
+            "b": TypePrior({i: 1 for i in b} | {b[1]: 9}, {"last": {b[10]: 2, b[20]: 2, "not-in-the-trie": 4}}),
         }
     )
 
 
 def expected_prior(table, popularity: dict, successors: dict, smoothing: float) -> dict[str, float]:
-    """q(item) by hand: (1 - s) * successor share + s * add-one popularity share."""
+    """q(item) by hand: (1 - s) * successor share + s * add-one popularity share; items that share their
+    parent prefix with an item the counts never saw all take the parent's total (no prior below it)."""
     ids = table.item_ids
     pop_total = sum(popularity.get(i, 0) + 1 for i in ids)
     known = {i: n for i, n in successors.items() if i in ids}
     chain_total = sum(known.values())
-    return {
+    q = {
         i: ((1 - smoothing) * known.get(i, 0) / chain_total if known else 0.0)
         + (smoothing if known else 1.0) * (popularity.get(i, 0) + 1) / pop_total
         for i in ids
     }
+    family: dict[tuple, list[str]] = {}
+    for item, codes in zip(ids, table.codes.tolist(), strict=True):
+        family.setdefault(tuple(codes[:-1]), []).append(item)
+    for members in family.values():
+        if any(m not in popularity for m in members):
+            total = sum(q[m] for m in members)
+            q.update({m: total for m in members})
+    return q
 
 
 @pytest.mark.parametrize("last", ["last", "never-seen"])
@@ -43,14 +54,17 @@ def test_fused_scores_equal_brute_force(bigram, vocab, tables, trie, last) -> No
     settings = FusionSettings(weight=0.7, smoothing=0.2)
     prompts = torch.tensor([[1, 2], [3, 4]])
     fusion = prior.fusion(trie, [[last], [last]], ["a", "b"], settings)
-    torch.testing.assert_close(fusion.mass[:, trie.n_nodes:].sum(1), torch.ones(2))
-    hits = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60, prior=fusion)
+    torch.testing.assert_close(fusion.mass[1, trie.n_nodes:].sum(), torch.tensor(1.0))  # b: all counted
+    hits = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=15, beam_width=60, prior=fusion)
     for request, entity_type in enumerate(["a", "b"]):
         model = brute_force(bigram, vocab, tables[entity_type], vocab.open_id(entity_type), "full")
         body = prior.types[entity_type]
         q = expected_prior(tables[entity_type], body.popularity, body.successors.get(last, {}), 0.2)
+        ids = tables[entity_type].item_ids
+        leaves = torch.tensor(trie.leaves_of(entity_type, ids)) + trie.n_nodes
+        torch.testing.assert_close(fusion.mass[request, leaves], torch.tensor([q[i] for i in ids]))
         expected = {i: model[i] + 0.7 * math.log(q[i]) for i in model}
-        best = sorted(expected, key=expected.get, reverse=True)[:5]
+        best = sorted(expected, key=expected.get, reverse=True)[:15]
         assert [h.item_id for h in hits[request]] == best
         for hit in hits[request]:
             assert math.isclose(hit.score, expected[hit.item_id], abs_tol=1e-4)
