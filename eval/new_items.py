@@ -7,7 +7,7 @@ co-occurrence, SASRec) cannot name an item nobody has played, while nested SIDs 
 code "the next episode" already predicts. Control users (any other last play) show how often new children
 reach lists where nothing asks for them.
 
-    python -m neo.eval.new_items <checkpoint> [--type episode] [--users 150]
+    python -m neo.eval.new_items <checkpoint> [--type episode] [--users 150] [--prior-weight 0]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from neo.api import Neo, RecommendRequest, find_catalog, read_checkpoint_meta
 from neo.data.catalog import Catalog
+from neo.decoding.prior import FusionSettings
 from neo.sids.build import encode_new_children
 from neo.sids.table import SIDTable
 
@@ -100,12 +101,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--type", default="episode", help="a nested entity type")
     parser.add_argument("--users", type=int, default=150, help="probe and control users, each")
     parser.add_argument("--beam-width", type=int, default=20)
+    parser.add_argument("--prior-weight", type=float, default=None,
+                        help="weight of the transition prior (0: the model alone; default: the checkpoint's)")
     args = parser.parse_args(argv)
     directory = Path(args.checkpoint)
     catalog_dir = (
         Path(args.catalog) if args.catalog else find_catalog(directory, read_checkpoint_meta(directory))
     )
-    model = Neo.from_pretrained(directory, catalog=catalog_dir, beam_width=args.beam_width)
+    fusion = None if args.prior_weight is None else FusionSettings(weight=args.prior_weight)
+    model = Neo.from_pretrained(directory, catalog=catalog_dir, beam_width=args.beam_width, fusion=fusion)
     print(json.dumps(new_children_probe(model, Catalog.load(catalog_dir), args.type, args.users), indent=2))
 
 
