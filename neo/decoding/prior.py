@@ -12,8 +12,10 @@ log space at decoding time:
 with `q = (1 - smoothing) * successors(recent items) + smoothing * popularity` over the target type's
 items: the successor shares of the last `recent` history items, each earlier one `decay` times less
 weighty (the co-occurrence baseline's recency rule), and popularity add-one smoothed, so every item
-keeps a finite score and a history with no recorded successor falls back to popularity. The beam search applies it token by token: at a trie node the
-prior of code `c` is `mass(child) / mass(node)`, whose product along an item's codes is exactly `q(item)`.
+keeps a finite score and a history with no recorded successor falls back to popularity. The beam search
+applies it token by token: at a trie node the prior of code `c` is `mass(child) / mass(node)`, whose
+product along an item's codes is exactly `q(item)`. Below a node with a child the counts never saw
+(an item added after training) the prior is neutral, so the model alone ranks those siblings.
 
 `ItemPrior.count` builds the counts per target type from training histories (cross-type targets via
 the catalog's links: after an episode came an episode of show S, so show S follows that episode);
@@ -22,6 +24,7 @@ the training recipe writes them next to the checkpoint (`PRIOR_FILE`), so servin
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -168,17 +171,17 @@ class ItemPrior:
     @classmethod
     def load(cls, path: str | os.PathLike) -> ItemPrior:
         """Read a file written by `save`; a malformed one is refused with the file and field named."""
-        import json
-
         path = Path(path)
         try:
             raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"{path}: not a readable item prior ({error})") from error
-        if not isinstance(raw, dict) or raw.get("version") != PRIOR_VERSION:
-            raise ValueError(f"{path}: expected an item prior of version {PRIOR_VERSION}, got {raw.get('version')!r}")
+        version = raw.get("version") if isinstance(raw, dict) else type(raw).__name__
+        if version != PRIOR_VERSION:
+            raise ValueError(f"{path}: expected an item prior of version {PRIOR_VERSION}, got {version!r}")
         types = {}
         for entity_type, body in (raw.get("types") or {}).items():
+            body = body if isinstance(body, dict) else {}
             popularity, successors = body.get("popularity"), body.get("successors")
             if not isinstance(popularity, dict) or not isinstance(successors, dict):
                 raise ValueError(f"{path}: types.{entity_type} needs 'popularity' and 'successors' objects")

@@ -116,6 +116,9 @@ def test_bad_files_and_settings_are_named(tmp_path) -> None:
     path.write_text(json.dumps({"version": 7}))
     with pytest.raises(ValueError, match=f"{PRIOR_FILE}: expected an item prior of version 1, got 7"):
         ItemPrior.load(path)
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="version 1, got 'list'"):
+        ItemPrior.load(path)
     path.write_text(json.dumps({"version": 1, "types": {"a": {"popularity": []}}}))
     with pytest.raises(ValueError, match="types.a needs 'popularity' and 'successors'"):
         ItemPrior.load(path)
