@@ -6,6 +6,7 @@ The server starts listening at once (so `/healthz` answers) and loads the model 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import logging.config
 import sys
@@ -46,7 +47,7 @@ class ServeRecipe:
     def _load_engine(self) -> Neo:
         if self.cfg.torch_threads:
             torch.set_num_threads(int(self.cfg.torch_threads))
-        return Neo.from_pretrained(
+        engine = Neo.from_pretrained(
             self.cfg.checkpoint,
             device=self.cfg.device,
             dtype=self.cfg.dtype,
@@ -57,6 +58,9 @@ class ServeRecipe:
             max_batch_size=int(self.cfg.max_batch),  # the batcher's batch is decoded whole, as configured
             additions=self.cfg.additions,
         )
+        if self.cfg.prior_weight is not None:
+            engine.fusion = dataclasses.replace(engine.fusion, weight=float(self.cfg.prior_weight))
+        return engine
 
     def run(self) -> int:
         import uvicorn

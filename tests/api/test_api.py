@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -113,6 +114,18 @@ def test_serve_recipe_decodes_its_whole_micro_batch_in_one_call(random_checkpoin
     with initialize_config_module(config_module="neo.conf", version_base="1.3"):
         cfg = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}", "max_batch=48"])
     assert ServeRecipe(cfg)._load_engine().max_batch_size == 48
+
+
+def test_serve_recipe_can_switch_the_transition_prior_off(random_checkpoint: Path) -> None:
+    from hydra import compose, initialize_config_module
+    from neo.recipes.serve import ServeRecipe
+
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        default = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}"])
+        off = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}", "prior_weight=0"])
+    engine = ServeRecipe(default)._load_engine()
+    assert engine.prior is not None and engine.fusion.weight == 1.0
+    assert ServeRecipe(off)._load_engine().fusion == dataclasses.replace(engine.fusion, weight=0.0)
 
 
 def test_search_returns_items_of_the_target_type(neo_model: Neo) -> None:
