@@ -372,6 +372,7 @@ class Neo:
         # replayed here, rewritten atomically after each accepted addition, so a restart forgets nothing.
         self.additions_path = Path(additions) if additions is not None else None
         self._additions: list[dict[str, Any]] = []
+        self._fresh: frozenset[str] = frozenset()  # ids added since training: the prior cannot weigh them
         if self.additions_path is not None and self.additions_path.exists():
             self._replay_additions(self.additions_path)
         self.trie = ItemTrie.build(vocab, self.tables, self.device)  # once, with any replayed additions
@@ -522,6 +523,7 @@ class Neo:
         """Swap in the checked table and the new items' records (the caller sets the trie)."""
         if entry["items"]:
             self._additions.append(dict(entry))
+            self._fresh = self._fresh | {item["id"] for item in entry["items"]}
         entity_type = table.entity_type
         self.records = {**self.records, **{item["id"]: (entity_type, item["title"]) for item in entry["items"]}}
         self.tables = {**self.tables, entity_type: table}
@@ -812,6 +814,7 @@ class Neo:
                 prior = self.prior.fusion(
                     self.trie, histories, [r.target_type for r in requests], self.fusion,
                     weights=[self.fusion.weight if rec else 0.0 for rec in recommending],
+                    fresh=self._fresh,
                 )
         with torch.inference_mode():
             hits = beam_search_items(

@@ -14,8 +14,8 @@ items: the successor shares of the last `recent` history items, each earlier one
 weighty (the co-occurrence baseline's recency rule), and popularity add-one smoothed, so every item
 keeps a finite score and a history with no recorded successor falls back to popularity. The beam search
 applies it token by token: at a trie node the prior of code `c` is `mass(child) / mass(node)`, whose
-product along an item's codes is exactly `q(item)`. Below a node with a child the counts never saw
-(an item added after training) the prior is neutral, so the model alone ranks those siblings.
+product along an item's codes is exactly `q(item)`. Below a node with a child added after training
+the prior is neutral, so the model alone ranks those siblings.
 
 `ItemPrior.count` builds the counts per target type from training histories (cross-type targets via
 the catalog's links: after an episode came an episode of show S, so show S follows that episode);
@@ -103,7 +103,8 @@ class ItemPrior:
     def __init__(self, types: Mapping[str, TypePrior], max_successors: int = 64):
         self.types = dict(types)
         self.max_successors = max_successors
-        self._leaf_tables: tuple[ItemTrie, dict[str, Any]] | None = None  # lookups of the latest trie
+        # lookups of the latest (trie, fresh items) pair
+        self._leaf_tables: tuple[ItemTrie, frozenset[str], dict[str, Any]] | None = None
 
     # ----- building and files ------------------------------------------------------------------
     @classmethod
@@ -192,12 +193,14 @@ class ItemPrior:
         return cls(types, int(raw.get("max_successors", 64)))
 
     # ----- masses for the beam search ----------------------------------------------------------
-    def _tables(self, trie: ItemTrie) -> dict[str, Any]:
-        """Per-trie lookups: each type's smoothed popularity over leaves, leaf ids of items, depth order."""
-        if self._leaf_tables is not None and self._leaf_tables[0] is trie:
-            return self._leaf_tables[1]
+    def _tables(self, trie: ItemTrie, fresh: frozenset[str]) -> dict[str, Any]:
+        """Per-trie lookups: each type's smoothed popularity over leaves, leaf ids of items, depth order,
+        and the leaves below parents of `fresh` items."""
+        cached = self._leaf_tables
+        if cached is not None and cached[0] is trie and cached[1] is fresh:
+            return cached[2]
         device, leaves = trie.device, trie.n_leaves
-        popularity, leaf_of, unseen = {}, {}, []
+        popularity, leaf_of, fresh_leaves = {}, {}, []
         for entity_type in trie.vocab.type_names:
             ids = trie.item_ids.get(entity_type, [])
             if not ids:
@@ -209,31 +212,31 @@ class ItemPrior:
             dense[torch.tensor(rows)] = weights / weights.sum()
             popularity[entity_type] = dense.to(device)
             leaf_of[entity_type] = dict(zip(ids, rows, strict=True))
-            unseen.extend(leaf for item, leaf in zip(ids, rows, strict=True) if item not in counts)
+            fresh_leaves.extend(leaf for item, leaf in zip(ids, rows, strict=True) if item in fresh)
         depth = trie.node_depth
         deepest = int(depth.max().item()) if len(depth) else 0
         levels = [torch.nonzero(depth == d).squeeze(1) for d in range(deepest, 0, -1)]
-        # Siblings of an item no training history holds (added after training, or never played) are ranked
-        # by the model alone: the counts cannot weigh an item they never saw against its siblings, so
-        # below that parent they only say how likely the parent is (a show's new episode competes with
-        # the show's other episodes on the model's scores, behind the show's prior).
+        # Siblings of an item added after training are ranked by the model alone: the counts cannot weigh
+        # an item that did not exist against its siblings, so below that parent they only say how likely
+        # the parent is (a show's new episode competes with the show's other episodes on the model's
+        # scores, behind the show's prior).
         parent = trie.parent[trie.n_nodes:]
-        open_parents = parent[torch.tensor(unseen, dtype=torch.int64, device=device)].unique()
+        open_parents = parent[torch.tensor(fresh_leaves, dtype=torch.int64, device=device)].unique()
         neutral = torch.isin(parent, open_parents).nonzero().squeeze(1)
         tables = {"popularity": popularity, "leaf_of": leaf_of, "neutral": (neutral, parent[neutral]),
                   "levels": levels}
-        self._leaf_tables = (trie, tables)
+        self._leaf_tables = (trie, fresh, tables)
         return tables
 
     def leaf_mass(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
-                  settings: FusionSettings) -> torch.Tensor:
+                  settings: FusionSettings, fresh: frozenset[str] = frozenset()) -> torch.Tensor:
         """`q(leaf | history)` over the leaves of each request's type `[B, M]` (rows sum to 1).
 
         The successor part averages the successor shares of the `settings.recent` most recent items
         (oldest last in `histories`), the last one weighted 1, each earlier one `decay` times less;
         items with no recorded successor drop out, and with none left `q` is popularity alone.
         """
-        tables = self._tables(trie)
+        tables = self._tables(trie, fresh)
         rows = []
         for history, entity_type in zip(histories, entity_types, strict=True):
             if entity_type not in tables["popularity"]:
@@ -256,19 +259,21 @@ class ItemPrior:
         return torch.stack(rows)
 
     def fusion(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
-               settings: FusionSettings, weights: Sequence[float] | None = None) -> FusionBatch:
+               settings: FusionSettings, weights: Sequence[float] | None = None,
+               fresh: frozenset[str] = frozenset()) -> FusionBatch:
         """The beam search's `prior` argument: subtree masses of every node and leaf, per request.
 
         `histories` are each request's item ids, oldest first. `weights` overrides `settings.weight`
         per request (0 for requests the prior must not touch, such as searches batched with
-        recommendations).
+        recommendations). `fresh` are the items added after training (pass the same object while it
+        does not change: the lookups derived from it are cached by identity).
         """
-        leaf = self.leaf_mass(trie, histories, entity_types, settings)
+        leaf = self.leaf_mass(trie, histories, entity_types, settings, fresh)
         nodes = trie.n_nodes
         mass = leaf.new_zeros(leaf.shape[0], nodes + trie.n_leaves)
         mass[:, nodes:] = leaf
         mass[:, :nodes].index_add_(1, trie.parent[nodes:], leaf)
-        tables = self._tables(trie)
+        tables = self._tables(trie, fresh)
         for level in tables["levels"]:  # deepest nodes first: each adds into its parent
             mass[:, :nodes].index_add_(1, trie.parent[level], mass[:, level])
         neutral_leaves, their_parents = tables["neutral"]

@@ -15,7 +15,7 @@ from .test_beam import brute_force
 
 
 def hand_prior(tables) -> ItemPrior:
-    """Type a: every item counted but a[2] and a[9] (as if added after training); type b: all counted."""
+    """Type a: every item counted but a[2] and a[9] (added after training, see FRESH); type b: all counted."""
     a, b = tables["a"].item_ids, tables["b"].item_ids
     return ItemPrior(
         {
@@ -26,9 +26,10 @@ def hand_prior(tables) -> ItemPrior:
     )
 
 
-def expected_prior(table, popularity: dict, successors: dict, smoothing: float) -> dict[str, float]:
+def expected_prior(table, popularity: dict, successors: dict, smoothing: float, fresh: frozenset = frozenset()
+                   ) -> dict[str, float]:
     """q(item) by hand: (1 - s) * successor share + s * add-one popularity share; items that share their
-    parent prefix with an item the counts never saw all take the parent's total (no prior below it)."""
+    parent prefix with an item added after training all take the parent's total (no prior below it)."""
     ids = table.item_ids
     pop_total = sum(popularity.get(i, 0) + 1 for i in ids)
     known = {i: n for i, n in successors.items() if i in ids}
@@ -42,7 +43,7 @@ def expected_prior(table, popularity: dict, successors: dict, smoothing: float) 
     for item, codes in zip(ids, table.codes.tolist(), strict=True):
         family.setdefault(tuple(codes[:-1]), []).append(item)
     for members in family.values():
-        if any(m not in popularity for m in members):
+        if any(m in fresh for m in members):
             total = sum(q[m] for m in members)
             q.update({m: total for m in members})
     return q
@@ -53,13 +54,14 @@ def test_fused_scores_equal_brute_force(bigram, vocab, tables, trie, last) -> No
     prior = hand_prior(tables)
     settings = FusionSettings(weight=0.7, smoothing=0.2)
     prompts = torch.tensor([[1, 2], [3, 4]])
-    fusion = prior.fusion(trie, [[last], [last]], ["a", "b"], settings)
+    fresh = frozenset({tables["a"].item_ids[2], tables["a"].item_ids[9]})
+    fusion = prior.fusion(trie, [[last], [last]], ["a", "b"], settings, fresh=fresh)
     torch.testing.assert_close(fusion.mass[1, trie.n_nodes:].sum(), torch.tensor(1.0))  # b: all counted
     hits = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=15, beam_width=60, prior=fusion)
     for request, entity_type in enumerate(["a", "b"]):
         model = brute_force(bigram, vocab, tables[entity_type], vocab.open_id(entity_type), "full")
         body = prior.types[entity_type]
-        q = expected_prior(tables[entity_type], body.popularity, body.successors.get(last, {}), 0.2)
+        q = expected_prior(tables[entity_type], body.popularity, body.successors.get(last, {}), 0.2, fresh)
         ids = tables[entity_type].item_ids
         leaves = torch.tensor(trie.leaves_of(entity_type, ids)) + trie.n_nodes
         torch.testing.assert_close(fusion.mass[request, leaves], torch.tensor([q[i] for i in ids]))
