@@ -111,6 +111,7 @@ class RecommendRequest:
     discovery: str | None = None
     exclude: Sequence[str] | None = None
     filters: ItemFilters | None = None
+    prior_weight: float | None = None  # the transition prior's weight for this request; None: the model's
 
 
 @dataclass(frozen=True)
@@ -707,6 +708,10 @@ class Neo:
                 raise NeoInputError(
                     "discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}"
                 )
+            weight = request.prior_weight
+            if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)
+                                       or not 0 <= weight < float("inf")):
+                raise NeoInputError("prior_weight", f"must be a number >= 0 or null, got {weight!r}")
         elif isinstance(request, SearchRequest):
             _check_text("query", request.query, self.limits.max_query_chars)
             self._check_type("target_type", request.target_type)
@@ -806,16 +811,13 @@ class Neo:
         input_ids, attention_mask = self._batch(prompts)
         exclude = [list(getattr(r, "exclude", None) or []) for r in requests]
         prior = None
-        if self.prior is not None and self.fusion.weight > 0:
-            recommending = [isinstance(r, RecommendRequest) for r in requests]
-            if any(recommending):
-                histories = [[_item_id(e) for e in r.history] if rec else []
-                             for r, rec in zip(requests, recommending, strict=True)]
-                prior = self.prior.fusion(
-                    self.trie, histories, [r.target_type for r in requests], self.fusion,
-                    weights=[self.fusion.weight if rec else 0.0 for rec in recommending],
-                    fresh=self._fresh,
-                )
+        weights = [self._prior_weight(r) for r in requests]
+        if self.prior is not None and any(weights):
+            histories = [[_item_id(e) for e in r.history] if w else [] for r, w in zip(requests, weights, strict=True)]
+            prior = self.prior.fusion(
+                self.trie, histories, [r.target_type for r in requests], self.fusion, weights=weights,
+                fresh=self._fresh,
+            )
         with torch.inference_mode():
             hits = beam_search_items(
                 self.model,
@@ -833,6 +835,13 @@ class Neo:
             [self.item(hit.item_id, float(hit.score)) for hit in row[: r.k]]
             for r, row in zip(requests, hits, strict=True)
         ]
+
+    def _prior_weight(self, request: RecommendRequest | SearchRequest) -> float:
+        """The transition prior's weight for one ranked request: 0 for searches, else the request's own
+        weight or the model's (`fusion.weight`)."""
+        if not isinstance(request, RecommendRequest):
+            return 0.0
+        return self.fusion.weight if request.prior_weight is None else float(request.prior_weight)
 
     def _generate(
         self, requests: Sequence[DescribeUserRequest | GenerateRequest], prompts: Sequence[Sequence[int]]
@@ -936,9 +945,13 @@ class Neo:
         discovery: str | None = None,
         exclude: Sequence[str] | None = None,
         filters: ItemFilters | None = None,
+        prior_weight: float | None = None,
     ) -> list[ItemResult]:
-        """Top-k items of `target_type` for a history of item ids (oldest first), best first."""
-        return self._run([RecommendRequest(history, target_type, k, discovery, exclude, filters)])[0]
+        """Top-k items of `target_type` for a history of item ids (oldest first), best first.
+
+        `prior_weight` overrides the transition prior's weight for this call (0: the model alone, e.g.
+        when fresh items matter most; see docs/decoding.md)."""
+        return self._run([RecommendRequest(history, target_type, k, discovery, exclude, filters, prior_weight)])[0]
 
     def search(self, query: str, target_type: str, k: int = 10) -> list[ItemResult]:
         """Top-k items of `target_type` for a text query, best first."""

@@ -122,6 +122,12 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
             description="item ids that must not be recommended",
         )
         filters: FiltersBody | None = None
+        prior_weight: float | None = Field(
+            None,
+            ge=0,
+            description="weight of the transition prior for this request (0: the model alone, best for items "
+            "added after training); null: the server's",
+        )
 
     class SearchBody(BaseModel):
         model_config = strict

@@ -164,6 +164,7 @@ def test_describe_user_and_generate_resolve_items(neo_model: Neo) -> None:
         (lambda n: n.recommend(history_of(n, 2), "show", k=0), "k", "[1, 100]"),
         (lambda n: n.recommend(history_of(n, 2), "show", discovery="often"), "discovery", "familiar"),
         (lambda n: n.recommend(history_of(n, 2), "show", exclude=["x"]), "exclude[0]", "unknown item 'x'"),
+        (lambda n: n.recommend(history_of(n, 2), "show", prior_weight=-1), "prior_weight", "number >= 0"),
         (lambda n: n.search("  ", "show"), "query", "non-empty"),
         (lambda n: n.search("x" * 1001, "show"), "query", "limit is 1000"),
         (lambda n: n.generate("hi", max_new_tokens=10_000), "max_new_tokens", "[1, 256]"),
@@ -535,6 +536,9 @@ def test_recommendations_fuse_the_checkpoints_transition_counts(random_checkpoin
     unfused = Neo.from_pretrained(random_checkpoint, beam_width=12)
     unfused.prior = None
     assert alone.recommend([last], "episode", k=5) == unfused.recommend([last], "episode", k=5)
+    default = Neo.from_pretrained(random_checkpoint, beam_width=12)
+    assert default.recommend([last], "episode", k=3, prior_weight=50.0) == heavy.recommend([last], "episode", k=3)
+    assert heavy.recommend([last], "episode", k=5, prior_weight=0) == unfused.recommend([last], "episode", k=5)
     search = heavy.search("news", "episode", k=3)  # searches batched with recommendations keep their scores
     mixed = heavy.run_batch([SearchRequest("news", "episode", 3), RecommendRequest([last], "episode", 3)])
     assert [r.item_id for r in mixed[0]] == [r.item_id for r in search] and mixed[1][0].item_id == best

@@ -93,6 +93,8 @@ def client() -> TestClient:
 def test_endpoints_answer(client: TestClient) -> None:
     rec = client.post("/v1/recommend", json={"history": ["a", "c"], "target_type": "show", "k": 2})
     assert rec.status_code == 200
+    fused_off = {"history": ["a", "c"], "target_type": "show", "k": 2, "prior_weight": 0}
+    assert client.post("/v1/recommend", json=fused_off).json() == rec.json()
     assert [i["item_id"] for i in rec.json()["items"]] == ["a", "c"]
     assert rec.json()["items"][0] == {
         "item_id": "a",
@@ -131,6 +133,7 @@ def test_endpoints_answer(client: TestClient) -> None:
         ({"history": ["a"], "target_type": "artist"}, "target_type"),
         ({"history": ["a", "zzz"], "target_type": "show"}, "history"),
         ({"history": ["a"], "target_type": "show", "discovery": "sometimes"}, "discovery"),
+        ({"history": ["a"], "target_type": "show", "prior_weight": -1}, "prior_weight"),
     ],
 )
 def test_bad_inputs_answer_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
