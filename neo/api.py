@@ -397,8 +397,8 @@ class Neo:
 
         `rec_prompt` (recommend | sequence): how recommendations are asked; None takes the layout the
         checkpoint's pipeline was evaluated with (`eval.settings.rec_prompt`), else `recommend`.
-        `fusion`: weight and smoothing of the transition prior (`item_prior.json`, written by training)
-        in recommendations; None takes the checkpoint's `eval.settings.prior`, else the defaults.
+        `fusion`: settings of the transition prior (`item_prior.json`, written by training) that
+        recommendations fuse with; None takes the checkpoint's `eval.settings.prior`, else the defaults.
         `additions`: a JSONL file that keeps the items added after training (`add_items`,
         `extend_catalog`): replayed now if it exists, and rewritten after every accepted addition.
         """

@@ -57,8 +57,9 @@ def beam_search_items(
 
     `exclude[i]` lists item ids request i must not receive (history, items already shown); `filters`
     is one `ItemFilters` for every request or one per request. `prior` (`ItemPrior.fusion`) adds
-    `weight[i] * log q(item)` to request i's scores, token by token (`neo.decoding.prior`). Works with any HF causal LM that returns
-    `logits` and a `past_key_values` cache. Fewer than `k` hits come back only when fewer items remain.
+    `weight[i] * log q(item)` to request i's scores, token by token (`neo.decoding.prior`). Works with
+    any HF causal LM that returns `logits` and a `past_key_values` cache. Fewer than `k` hits come back
+    only when fewer items remain.
     """
     batch = input_ids.shape[0]
     if len(entity_types) != batch:
@@ -169,9 +170,10 @@ def _prior_log_probs(
     child = trie.child(here.unsqueeze(1), window.unsqueeze(0))
     child = torch.where(trie.node_is_last[here].unsqueeze(1), nodes + child, child).clamp(max=width - 1)
     flat = prior.mass.view(-1)
-    base = (fan_out * width).unsqueeze(1)
-    ratio = flat[base + child].clamp(min=1e-30).log() - flat[base.squeeze(1) + here].clamp(min=1e-30).log().unsqueeze(1)
-    return prior.weight[fan_out].unsqueeze(1) * ratio
+    offset = fan_out * width
+    child_mass = flat[offset.unsqueeze(1) + child].clamp(min=1e-30)
+    node_mass = flat[offset + here].clamp(min=1e-30)
+    return prior.weight[fan_out].unsqueeze(1) * (child_mass.log() - node_mass.log().unsqueeze(1))
 
 
 def _hits(
