@@ -172,14 +172,16 @@ class ModelEvaluator:
             return rec_sequence_continuation(history, chat=self.ctx.chat, style=self.ctx.style)
         return recommend_prompt(history, entity_type, k, "ids", chat=self.ctx.chat, style=self.ctx.style)
 
-    def recommendation(self, split: Split, entity_type: str, users: Mapping[str, str], part: str = "test"
-                       ) -> dict[str, float]:
+    def recommendation(self, split: Split, entity_type: str, users: Mapping[str, str], part: str = "test",
+                       fused: bool = True) -> dict[str, float]:
+        """Rank metrics of the target items; `fused=False` ranks with the model alone (no transition prior)."""
         k = max(self.settings.ks)
         ranks: list[int] = []
         for batch in self._batches(list(users), f"rec {entity_type}"):
             histories = [split.history(part, u) for u in batch]
             prompts = [self.rec_prompt(h, entity_type, k) for h in histories]
-            ranked_lists = self.top_items(prompts, [entity_type] * len(batch), k, histories=histories)
+            ranked_lists = self.top_items(prompts, [entity_type] * len(batch), k,
+                                          histories=histories if fused else None)
             for user, ranked in zip(batch, ranked_lists, strict=True):
                 ranks.append(ranked.index(users[user]) if users[user] in ranked else 1 << 30)
         return {**rank_metrics(ranks, self.settings.ks), "n": len(ranks)}

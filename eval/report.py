@@ -13,6 +13,9 @@ from neo.io import write_text
 REC_BASELINES = ("popularity", "cooccurrence", "sasrec")
 SEARCH_BASELINES = ("bm25", "dense")
 HEADLINE = ("recall@10", "ndcg@10")
+MODEL_ALONE = "model alone"
+"""The column of neo's recommendations without the transition prior (`model_alone/rec/...` keys): neo's own,
+never a baseline."""
 
 
 def _types(metrics: Mapping[str, Any], task: str) -> list[str]:
@@ -27,6 +30,9 @@ def comparison_rows(metrics: Mapping[str, Any], task: str, baselines: tuple[str,
     for entity_type in _types(metrics, task):
         for metric in HEADLINE:
             values = {"neo": metrics.get(f"{task}/{entity_type}/{metric}")}
+            alone = metrics.get(f"model_alone/{task}/{entity_type}/{metric}")
+            if alone is not None:
+                values[MODEL_ALONE] = alone
             for name in baselines:
                 values[name] = metrics.get(f"baseline/{name}/{task}/{entity_type}/{metric}")
             rows.append((entity_type, metric, values))
@@ -55,11 +61,13 @@ def published_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, dict[str,
 def _table(rows: list[tuple[str, str, dict[str, float | None]]]) -> list[str]:
     if not rows:
         return ["(not evaluated)"]
-    systems = [s for s in rows[0][2] if any(r[2].get(s) is not None for r in rows)]
+    named = dict.fromkeys(system for _, _, values in rows for system in values)  # every row's, in order
+    ours_first = sorted(named, key=lambda s: {"neo": 0, MODEL_ALONE: 1}.get(s, 2))
+    systems = [s for s in ours_first if any(r[2].get(s) is not None for r in rows)]
     lines = ["| type | metric | " + " | ".join(systems) + " | best baseline | neo / best |",
              "|---|---|" + "---|" * (len(systems) + 2)]
     for entity_type, metric, values in rows:
-        baseline = [v for s, v in values.items() if s != "neo" and v is not None]
+        baseline = [v for s, v in values.items() if s not in ("neo", MODEL_ALONE) and v is not None]
         best = max(baseline) if baseline else None
         ours = values.get("neo")
         ratio = f"{ours / best:.2f}x" if ours is not None and best else "-"

@@ -44,6 +44,8 @@ def test_evaluate_writes_every_metric_family(demo_dir: Path, random_checkpoint: 
             assert 0.0 <= metrics[f"rec/{entity_type}/recall@10"] <= 1.0
             assert f"baseline/popularity/rec/{entity_type}/recall@10" in metrics
     assert any(key.startswith("rec/") for key in metrics)
+    # the checkpoint carries a transition prior: the report also shows the model alone
+    assert any(key.startswith("model_alone/rec/") for key in metrics)
     assert any(key.startswith("search/") for key in metrics)
     assert metrics["validity/invalid_items"] == 0
     assert metrics["validity/sid_outside_span"] == 0
