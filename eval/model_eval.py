@@ -100,6 +100,11 @@ class ModelEvaluator:
         self.device = next(self.model.parameters()).device
         self.encoder = PromptEncoder(self.tokenizer, self.ctx.chat)
 
+    @property
+    def fuses(self) -> bool:
+        """Whether recommendations add the transition prior (counts given and a weight above 0)."""
+        return self.prior is not None and self.settings.prior.weight > 0
+
     # ----- plumbing -----------------------------------------------------------------------------
     def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder.batch(self.encoder.encode(prompts), self.device)
@@ -124,7 +129,7 @@ class ModelEvaluator:
         """Top-k item ids per prompt; recommendation prompts pass their `histories` for the prior."""
         ids, mask = self.encode(prompts)
         prior = None
-        if histories is not None and self.prior is not None and self.settings.prior.weight > 0:
+        if histories is not None and self.fuses:
             items = [[x.item for x in h] for h in histories]
             prior = self.prior.fusion(self.trie, items, list(entity_types), self.settings.prior)
         with torch.inference_mode():

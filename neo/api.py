@@ -298,6 +298,13 @@ def _check_max_new_tokens(value: Any, limits: Limits) -> None:
         )
 
 
+def _check_prior_weight(value: Any) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf")
+    ):
+        raise NeoInputError("prior_weight", f"must be a number >= 0 or null, got {value!r}")
+
+
 def _check_text(name: str, value: Any, max_chars: int) -> None:
     if not isinstance(value, str) or not value.strip():
         raise NeoInputError(name, "must be a non-empty string")
@@ -708,10 +715,7 @@ class Neo:
                 raise NeoInputError(
                     "discovery", f"must be one of {list(FAMILIARITY)} or null, got {request.discovery!r}"
                 )
-            weight = request.prior_weight
-            if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)
-                                       or not 0 <= weight < float("inf")):
-                raise NeoInputError("prior_weight", f"must be a number >= 0 or null, got {weight!r}")
+            _check_prior_weight(request.prior_weight)
         elif isinstance(request, SearchRequest):
             _check_text("query", request.query, self.limits.max_query_chars)
             self._check_type("target_type", request.target_type)

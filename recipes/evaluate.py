@@ -101,13 +101,12 @@ class EvaluateRecipe:
         evaluated = Split(self.split.protocol, self.split.train, self.split.valid,
                           {u: self.split.test[u] for u in users})
         metrics: dict[str, Any] = {}
-        fused = self.evaluator.prior is not None and self.settings.prior.weight > 0
         for entity_type in types:
             wanted = self.evaluator.rec_users(evaluated, entity_type)
             if wanted:
                 metrics.update(flat_keys(f"rec/{entity_type}",
                                          self.evaluator.recommendation(evaluated, entity_type, wanted)))
-                if fused:  # what the transition prior adds, in every report
+                if self.evaluator.fuses:  # what the transition prior adds, in every report
                     alone = self.evaluator.recommendation(evaluated, entity_type, wanted, fused=False)
                     metrics.update(flat_keys(f"model_alone/rec/{entity_type}", alone))
         rec_baselines = list(self.cfg.eval.rec_baselines)
