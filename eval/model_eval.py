@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from neo.data.splits import Split, targets
 from neo.decoding.beam import beam_search_items
 from neo.decoding.generate import ItemSegment, MixedOutput, generate_mixed
+from neo.decoding.lexical import LexicalPrior, LexicalSettings
 from neo.decoding.prior import FusionSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.tasks.base import TaskContext
@@ -68,6 +69,8 @@ class EvalSettings:
     rec_prompt: str = "recommend"
     # shallow fusion with the transition prior (`neo.decoding.prior`) in recommendation; weight 0 = off
     prior: FusionSettings = field(default_factory=FusionSettings)
+    # shallow fusion with BM25 over the items' text in search (`neo.decoding.lexical`); weight 0 = off
+    lexical: LexicalSettings = field(default_factory=LexicalSettings)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> EvalSettings:
@@ -79,6 +82,7 @@ class EvalSettings:
             if key in options:
                 options[key] = tuple(int(v) for v in options[key])
         options["prior"] = FusionSettings.from_config(options.get("prior"))
+        options["lexical"] = LexicalSettings.from_config(options.get("lexical"))
         if options.get("rec_prompt", "recommend") not in REC_PROMPTS:
             raise ValueError(f"eval.settings.rec_prompt must be one of {REC_PROMPTS}, got {options['rec_prompt']!r}")
         return cls(**options)
@@ -94,6 +98,7 @@ class ModelEvaluator:
     trie: ItemTrie
     settings: EvalSettings
     prior: ItemPrior | None = None  # transition counts for fusion (used when settings.prior.weight > 0)
+    lexical: LexicalPrior | None = None  # BM25 over item text for search fusion (settings.lexical.weight > 0)
     outputs: list[list[int]] = field(default_factory=list)  # every decoded answer, for the validity check
 
     def __post_init__(self) -> None:
@@ -104,6 +109,11 @@ class ModelEvaluator:
     def fuses(self) -> bool:
         """Whether recommendations add the transition prior (counts given and a weight above 0)."""
         return self.prior is not None and self.settings.prior.weight > 0
+
+    @property
+    def fuses_search(self) -> bool:
+        """Whether searches add the lexical prior (an index given and a weight above 0)."""
+        return self.lexical is not None and self.settings.lexical.weight > 0
 
     # ----- plumbing -----------------------------------------------------------------------------
     def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,14 +134,17 @@ class ModelEvaluator:
         return [rows[i] for i in picked]
 
     def top_items(self, prompts: Sequence[str], entity_types: Sequence[str], k: int,
-                  beam_width: int | None = None, histories: Sequence[Sequence[Any]] | None = None
-                  ) -> list[list[str]]:
-        """Top-k item ids per prompt; recommendation prompts pass their `histories` for the prior."""
+                  beam_width: int | None = None, histories: Sequence[Sequence[Any]] | None = None,
+                  queries: Sequence[str] | None = None) -> list[list[str]]:
+        """Top-k item ids per prompt; recommendation prompts pass their `histories` for the transition
+        prior, search prompts their `queries` for the lexical prior."""
         ids, mask = self.encode(prompts)
         prior = None
         if histories is not None and self.fuses:
             items = [[x.item for x in h] for h in histories]
             prior = self.prior.fusion(self.trie, items, list(entity_types), self.settings.prior)
+        elif queries is not None and self.fuses_search:
+            prior = self.lexical.fusion(self.trie, queries, list(entity_types), self.settings.lexical)
         with torch.inference_mode():
             hits = beam_search_items(self.model, ids, mask, self.trie, list(entity_types), k,
                                      beam_width=max(beam_width or self.settings.beam_width, k), prior=prior)
@@ -191,12 +204,14 @@ class ModelEvaluator:
                 ranks.append(ranked.index(users[user]) if users[user] in ranked else 1 << 30)
         return {**rank_metrics(ranks, self.settings.ks), "n": len(ranks)}
 
-    def search(self, entity_type: str, queries: Sequence[Any]) -> dict[str, float]:
+    def search(self, entity_type: str, queries: Sequence[Any], fused: bool = True) -> dict[str, float]:
+        """Set metrics of the queries' items; `fused=False` ranks with the model alone (no lexical prior)."""
         k = max(self.settings.ks)
         ranked: list[list[str]] = []
         for batch in self._batches(list(queries), f"search {entity_type}"):
             prompts = [search_prompt(q.text, entity_type, k, "ids", chat=self.ctx.chat) for q in batch]
-            ranked += self.top_items(prompts, [entity_type] * len(batch), k)
+            ranked += self.top_items(prompts, [entity_type] * len(batch), k,
+                                     queries=[q.text for q in batch] if fused else None)
         return {**set_metrics(ranked, [q.items for q in queries], self.settings.ks), "n": len(queries)}
 
     def steering(self, split: Split, types: Sequence[str]) -> dict[str, float]:
@@ -277,7 +292,7 @@ class ModelEvaluator:
         if queries:
             query = queries[0]
             found = self.top_items([search_prompt(query.text, query.type, 5, "ids", chat=self.ctx.chat)],
-                                   [query.type], 5)[0]
+                                   [query.type], 5, queries=[query.text])[0]
             out[f"search {query.type}: {query.text!r}"] = "; ".join(self.ctx.title[i] for i in found)
         out["history"] = "; ".join(self.ctx.title[x.item] for x in split.history("test", user)[-8:])
         return out

@@ -14,8 +14,8 @@ REC_BASELINES = ("popularity", "cooccurrence", "sasrec")
 SEARCH_BASELINES = ("bm25", "dense")
 HEADLINE = ("recall@10", "ndcg@10")
 MODEL_ALONE = "model alone"
-"""The column of neo's recommendations without the transition prior (`model_alone/rec/...` keys): neo's own,
-never a baseline."""
+"""The column of neo without its prior, the transition prior in recommendation (`model_alone/rec/...` keys)
+and the lexical prior in search (`model_alone/search/...`): neo's own, never a baseline."""
 
 
 def _types(metrics: Mapping[str, Any], task: str) -> list[str]:

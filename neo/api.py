@@ -30,7 +30,8 @@ import torch
 
 from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
-from neo.decoding.prior import PRIOR_FILE, FusionSettings, ItemPrior
+from neo.decoding.lexical import LexicalPrior, LexicalSettings
+from neo.decoding.prior import PRIOR_FILE, FusionBatch, FusionSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.io import write_jsonl
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
@@ -119,6 +120,7 @@ class SearchRequest:
     query: str
     target_type: str
     k: int = 10
+    prior_weight: float | None = None  # the lexical (BM25) prior's weight for this search; None: the model's
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,8 @@ class Neo:
         additions: str | os.PathLike | None = None,
         prior: ItemPrior | None = None,
         fusion: FusionSettings | None = None,
+        lexical: LexicalPrior | None = None,
+        lexical_fusion: LexicalSettings | None = None,
     ):
         if rec_prompt not in REC_PROMPTS:
             raise ValueError(f"rec_prompt must be one of {REC_PROMPTS}, got {rec_prompt!r}")
@@ -368,6 +372,10 @@ class Neo:
         # Recommendations fuse the model's scores with counted transitions when the checkpoint has them.
         self.prior = prior
         self.fusion = fusion or FusionSettings()
+        # Searches fuse the model's scores with BM25 over the items' text when an index is given; items
+        # added later join it with their titles.
+        self.lexical = lexical
+        self.lexical_fusion = lexical_fusion or LexicalSettings()
         # Requests per decoder call: a beam search holds batch x beam rows of logits and KV cache, so
         # a caller's thousand-request batch is decoded in slices instead of all at once.
         self.max_batch_size = max_batch_size
@@ -399,6 +407,7 @@ class Neo:
         max_batch_size: int = 32,
         additions: str | os.PathLike | None = None,
         fusion: FusionSettings | None = None,
+        lexical_fusion: LexicalSettings | None = None,
     ) -> Neo:
         """Load a checkpoint directory (see docs/serving.md for what it must contain).
 
@@ -406,6 +415,8 @@ class Neo:
         checkpoint's pipeline was evaluated with (`eval.settings.rec_prompt`), else `recommend`.
         `fusion`: settings of the transition prior (`item_prior.json`, written by training) that
         recommendations fuse with; None takes the checkpoint's `eval.settings.prior`, else the defaults.
+        `lexical_fusion`: settings of the BM25 prior over the catalog's item text that searches fuse
+        with; None takes the checkpoint's `eval.settings.lexical`, else the defaults.
         `additions`: a JSONL file that keeps the items added after training (`add_items`,
         `extend_catalog`): replayed now if it exists, and rewritten after every accepted addition.
         """
@@ -438,6 +449,8 @@ class Neo:
             rec_prompt = _nested(meta, "config", "eval", "settings", "rec_prompt") or "recommend"
         if fusion is None:
             fusion = FusionSettings.from_config(_nested(meta, "config", "eval", "settings", "prior"))
+        if lexical_fusion is None:
+            lexical_fusion = LexicalSettings.from_config(_nested(meta, "config", "eval", "settings", "lexical"))
         prior_path = directory / PRIOR_FILE
         return cls(
             model,
@@ -457,6 +470,8 @@ class Neo:
             additions=additions,
             prior=ItemPrior.load(prior_path) if prior_path.exists() else None,
             fusion=fusion,
+            lexical=LexicalPrior.from_catalog(catalog_data, list(tables)),
+            lexical_fusion=lexical_fusion,
         )
 
     # ----- catalog ---------------------------------------------------------------------------------
@@ -533,6 +548,8 @@ class Neo:
             self._additions.append(dict(entry))
             self._fresh = self._fresh | {item["id"] for item in entry["items"]}
         entity_type = table.entity_type
+        if self.lexical is not None and entry["items"]:
+            self.lexical = self.lexical.with_items(entity_type, {item["id"]: item["title"] for item in entry["items"]})
         self.records = {**self.records, **{item["id"]: (entity_type, item["title"]) for item in entry["items"]}}
         self.tables = {**self.tables, entity_type: table}
 
@@ -720,6 +737,7 @@ class Neo:
             _check_text("query", request.query, self.limits.max_query_chars)
             self._check_type("target_type", request.target_type)
             _check_k(request.k, self.limits)
+            _check_prior_weight(request.prior_weight)
         elif isinstance(request, DescribeUserRequest):
             self._check_items("history", request.history, self.limits.max_history, allow_empty=False)
             _check_max_new_tokens(request.max_new_tokens, self.limits)
@@ -814,20 +832,14 @@ class Neo:
 
         input_ids, attention_mask = self._batch(prompts)
         exclude = [list(getattr(r, "exclude", None) or []) for r in requests]
-        prior = None
-        weights = [self._prior_weight(r) for r in requests]
-        if self.prior is not None and any(weights):
-            histories = [[_item_id(e) for e in r.history] if w else [] for r, w in zip(requests, weights, strict=True)]
-            prior = self.prior.fusion(
-                self.trie, histories, [r.target_type for r in requests], self.fusion, weights=weights,
-                fresh=self._fresh,
-            )
+        trie = self.trie  # one trie for the whole call, even if an addition swaps it meanwhile
+        prior = self._fusion(requests, trie)
         with torch.inference_mode():
             hits = beam_search_items(
                 self.model,
                 input_ids,
                 attention_mask,
-                self.trie,
+                trie,
                 [r.target_type for r in requests],
                 max(r.k for r in requests),
                 beam_width=self._beam_width(requests[0]),
@@ -840,12 +852,38 @@ class Neo:
             for r, row in zip(requests, hits, strict=True)
         ]
 
+    def _fusion(self, requests: Sequence[RecommendRequest | SearchRequest], trie: ItemTrie) -> FusionBatch | None:
+        """The beam search's prior for a batch: the transition prior on recommendation rows, the lexical
+        prior on search rows, each at the request's weight; None when no row has one."""
+        weights = [self._prior_weight(r) for r in requests]
+        recommended = [i for i, r in enumerate(requests) if weights[i] and isinstance(r, RecommendRequest)]
+        searched = [i for i, r in enumerate(requests) if weights[i] and isinstance(r, SearchRequest)]
+        if not recommended and not searched:
+            return None
+        mass = torch.ones(len(requests), trie.n_nodes + trie.n_leaves, device=trie.device)  # ratio 1: no prior
+        if recommended:
+            picked = [requests[i] for i in recommended]
+            mass[recommended] = self.prior.fusion(
+                trie, [[_item_id(e) for e in r.history] for r in picked], [r.target_type for r in picked],
+                self.fusion, fresh=self._fresh,
+            ).mass
+        if searched:
+            picked = [requests[i] for i in searched]
+            mass[searched] = self.lexical.fusion(
+                trie, [r.query for r in picked], [r.target_type for r in picked], self.lexical_fusion
+            ).mass
+        return FusionBatch(mass, torch.tensor(weights, dtype=torch.float32, device=trie.device))
+
     def _prior_weight(self, request: RecommendRequest | SearchRequest) -> float:
-        """The transition prior's weight for one ranked request: 0 for searches, else the request's own
-        weight or the model's (`fusion.weight`)."""
-        if not isinstance(request, RecommendRequest):
+        """The weight of a ranked request's prior: the request's own, else the model's (the transition
+        prior's `fusion.weight` for recommendations, the lexical prior's for searches); 0 without one."""
+        if isinstance(request, RecommendRequest):
+            default, available = self.fusion.weight, self.prior is not None
+        else:
+            default, available = self.lexical_fusion.weight, self.lexical is not None
+        if not available:
             return 0.0
-        return self.fusion.weight if request.prior_weight is None else float(request.prior_weight)
+        return default if request.prior_weight is None else float(request.prior_weight)
 
     def _generate(
         self, requests: Sequence[DescribeUserRequest | GenerateRequest], prompts: Sequence[Sequence[int]]
@@ -957,9 +995,14 @@ class Neo:
         when fresh items matter most; see docs/decoding.md)."""
         return self._run([RecommendRequest(history, target_type, k, discovery, exclude, filters, prior_weight)])[0]
 
-    def search(self, query: str, target_type: str, k: int = 10) -> list[ItemResult]:
-        """Top-k items of `target_type` for a text query, best first."""
-        return self._run([SearchRequest(query, target_type, k)])[0]
+    def search(
+        self, query: str, target_type: str, k: int = 10, prior_weight: float | None = None
+    ) -> list[ItemResult]:
+        """Top-k items of `target_type` for a text query, best first.
+
+        `prior_weight` overrides the lexical (BM25) prior's weight for this call (0: the model alone).
+        """
+        return self._run([SearchRequest(query, target_type, k, prior_weight)])[0]
 
     def describe_user(
         self, history: Sequence[str | HistoryEntry], max_new_tokens: int | None = None

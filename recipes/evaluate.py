@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
+from neo.decoding.lexical import LexicalPrior
 from neo.decoding.prior import PRIOR_FILE, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.devices import resolve_device, tune_host_allocator
@@ -81,7 +82,7 @@ class EvaluateRecipe:
         tasks_cfg = meta.get("config", {}).get("tasks") or OmegaConf.to_container(self.cfg.tasks, resolve=True)
         self.ctx = context(self.catalog, self.split, self.tables, vocab, tasks_cfg, ChatFormat.from_tokenizer(tokenizer))
         self.evaluator = ModelEvaluator(self.model, tokenizer, self.ctx, ItemTrie.build(vocab, self.tables, device),
-                                        self.settings, self._prior())
+                                        self.settings, self._prior(), self._lexical())
         self.train_metrics = {stage: self.output_dir / stage / "metrics.jsonl" for stage in ("align", "instruct")}
 
     def _prior(self) -> ItemPrior | None:
@@ -93,6 +94,12 @@ class EvaluateRecipe:
             return ItemPrior.load(path)
         log.info("%s has no %s: counting transitions over the split's training part", self.checkpoint, PRIOR_FILE)
         return ItemPrior.from_split(self.catalog, self.split, list(self.tables))
+
+    def _lexical(self) -> LexicalPrior | None:
+        """BM25 over the catalog's item text, as `Neo.from_pretrained` builds it for serving."""
+        if self.settings.lexical.weight == 0:
+            return None
+        return LexicalPrior.from_catalog(self.catalog, list(self.tables))
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -116,6 +123,9 @@ class EvaluateRecipe:
         queries = self._queries(types)
         for entity_type, typed in queries.items():
             metrics.update(flat_keys(f"search/{entity_type}", self.evaluator.search(entity_type, typed)))
+            if self.evaluator.fuses_search:  # what the lexical prior adds, in every report
+                alone = self.evaluator.search(entity_type, typed, fused=False)
+                metrics.update(flat_keys(f"model_alone/search/{entity_type}", alone))
         search_baselines = list(self.cfg.eval.search_baselines)
         if queries and search_baselines:
             flat = [SearchQuery(q.text, q.type, tuple(q.items)) for typed in queries.values() for q in typed]

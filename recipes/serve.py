@@ -60,6 +60,8 @@ class ServeRecipe:
         )
         if self.cfg.prior_weight is not None:
             engine.fusion = dataclasses.replace(engine.fusion, weight=float(self.cfg.prior_weight))
+        if self.cfg.lexical_weight is not None:
+            engine.lexical_fusion = dataclasses.replace(engine.lexical_fusion, weight=float(self.cfg.lexical_weight))
         return engine
 
     def run(self) -> int:

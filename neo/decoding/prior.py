@@ -213,9 +213,6 @@ class ItemPrior:
             popularity[entity_type] = dense.to(device)
             leaf_of[entity_type] = dict(zip(ids, rows, strict=True))
             fresh_leaves.extend(leaf for item, leaf in zip(ids, rows, strict=True) if item in fresh)
-        depth = trie.node_depth
-        deepest = int(depth.max().item()) if len(depth) else 0
-        levels = [torch.nonzero(depth == d).squeeze(1) for d in range(deepest, 0, -1)]
         # Siblings of an item added after training are ranked by the model alone: the counts cannot weigh
         # an item that did not exist against its siblings, so below that parent they only say how likely
         # the parent is (a show's new episode competes with the show's other episodes on the model's
@@ -223,8 +220,7 @@ class ItemPrior:
         parent = trie.parent[trie.n_nodes:]
         open_parents = parent[torch.tensor(fresh_leaves, dtype=torch.int64, device=device)].unique()
         neutral = torch.isin(parent, open_parents).nonzero().squeeze(1)
-        tables = {"popularity": popularity, "leaf_of": leaf_of, "neutral": (neutral, parent[neutral]),
-                  "levels": levels}
+        tables = {"popularity": popularity, "leaf_of": leaf_of, "neutral": (neutral, parent[neutral])}
         self._leaf_tables = (trie, fresh, tables)
         return tables
 
@@ -268,15 +264,8 @@ class ItemPrior:
         recommendations). `fresh` are the items added after training (pass the same object while it
         does not change: the lookups derived from it are cached by identity).
         """
-        leaf = self.leaf_mass(trie, histories, entity_types, settings, fresh)
-        nodes = trie.n_nodes
-        mass = leaf.new_zeros(leaf.shape[0], nodes + trie.n_leaves)
-        mass[:, nodes:] = leaf
-        mass[:, :nodes].index_add_(1, trie.parent[nodes:], leaf)
-        tables = self._tables(trie, fresh)
-        for level in tables["levels"]:  # deepest nodes first: each adds into its parent
-            mass[:, :nodes].index_add_(1, trie.parent[level], mass[:, level])
-        neutral_leaves, their_parents = tables["neutral"]
-        mass[:, nodes + neutral_leaves] = mass[:, their_parents]  # ratio 1: no prior below these parents
+        mass = trie.subtree_mass(self.leaf_mass(trie, histories, entity_types, settings, fresh))
+        neutral_leaves, their_parents = self._tables(trie, fresh)["neutral"]
+        mass[:, trie.n_nodes + neutral_leaves] = mass[:, their_parents]  # ratio 1: no prior below these parents
         per_request = [settings.weight] * len(histories) if weights is None else list(weights)
         return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))

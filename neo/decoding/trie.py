@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -214,6 +214,12 @@ class ItemTrie:
         rows = self._row_of_item(entity_type)
         return [int(self.leaf_of_row[entity_type][rows[item]]) for item in item_ids if item in rows]
 
+    def leaf_ids(self, entity_type: str, item_ids: Sequence[str]) -> torch.Tensor:
+        """int64 leaf id of each of `item_ids` of one type, in order; -1 where the item has no SID."""
+        rows, of_row = self._row_of_item(entity_type), self.leaf_of_row[entity_type]
+        leaves = [int(of_row[rows[item]]) if item in rows else -1 for item in item_ids]
+        return torch.tensor(leaves, dtype=torch.int64, device=self.device)
+
     @functools.cache  # noqa: B019 - one small dict per type, built on the first ban, lives with the trie
     def _row_of_item(self, entity_type: str) -> dict[str, int]:
         return {item: row for row, item in enumerate(self.item_ids[entity_type])}
@@ -241,6 +247,28 @@ class ItemTrie:
             torch.searchsorted(self.type_root, torch.arange(self.n_nodes, device=self.device), right=True) - 1
         )
         return self.node_depth == self.n_levels[node_type] - 1
+
+    def subtree_mass(self, leaf_mass: torch.Tensor) -> torch.Tensor:
+        """`[B, N + M]` sums of `leaf_mass [B, M]` over every node's subtree, then the leaves themselves.
+
+        The layout a beam search's prior reads (`neo.decoding.prior.FusionBatch`): the ratio of a child's
+        mass to its node's is the prior of the child's code, and their product along an item's path is
+        the item's own mass.
+        """
+        nodes = self.n_nodes
+        mass = leaf_mass.new_zeros(leaf_mass.shape[0], nodes + self.n_leaves)
+        mass[:, nodes:] = leaf_mass
+        mass[:, :nodes].index_add_(1, self.parent[nodes:], leaf_mass)
+        for level in self._levels_bottom_up:  # deepest nodes first: each adds into its parent
+            mass[:, :nodes].index_add_(1, self.parent[level], mass[:, level])
+        return mass
+
+    @functools.cached_property
+    def _levels_bottom_up(self) -> list[torch.Tensor]:
+        """Non-root node ids grouped by depth, deepest first."""
+        depth = self.node_depth
+        deepest = int(depth.max().item()) if len(depth) else 0
+        return [torch.nonzero(depth == d).squeeze(1) for d in range(deepest, 0, -1)]
 
     def alive_leaf_counts(self, bits: torch.Tensor | None = None) -> torch.Tensor:
         """int64 [N]: leaves each node's subtree keeps under `bits` (default `alive_bits`), bottom-up."""

@@ -134,6 +134,12 @@ def build_request_schemas(limits: Limits) -> RequestSchemas:
         query: str = Field(min_length=1, max_length=limits.max_query_chars)
         target_type: type_name
         k: int = Field(10, ge=1, le=limits.max_k)
+        prior_weight: float | None = Field(
+            None,
+            ge=0,
+            description="weight of the lexical (BM25 over item text) prior for this search (0: the model "
+            "alone); null: the server's",
+        )
 
     class DescribeUserBody(BaseModel):
         model_config = strict

@@ -116,7 +116,7 @@ def test_serve_recipe_decodes_its_whole_micro_batch_in_one_call(random_checkpoin
     assert ServeRecipe(cfg)._load_engine().max_batch_size == 48
 
 
-def test_serve_recipe_can_switch_the_transition_prior_off(random_checkpoint: Path) -> None:
+def test_serve_recipe_can_switch_either_prior_off(random_checkpoint: Path) -> None:
     from hydra import compose, initialize_config_module
     from neo.recipes.serve import ServeRecipe
 
@@ -126,6 +126,11 @@ def test_serve_recipe_can_switch_the_transition_prior_off(random_checkpoint: Pat
     engine = ServeRecipe(default)._load_engine()
     assert engine.prior is not None and engine.fusion.weight == 1.0
     assert ServeRecipe(off)._load_engine().fusion == dataclasses.replace(engine.fusion, weight=0.0)
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        lexical_off = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}", "lexical_weight=0"])
+    unfused = ServeRecipe(lexical_off)._load_engine()
+    assert unfused.lexical_fusion == dataclasses.replace(engine.lexical_fusion, weight=0.0)
+    assert unfused.fusion == engine.fusion
 
 
 def test_search_returns_items_of_the_target_type(neo_model: Neo) -> None:
@@ -543,3 +548,31 @@ def test_recommendations_fuse_the_checkpoints_transition_counts(random_checkpoin
     mixed = heavy.run_batch([SearchRequest("news", "episode", 3), RecommendRequest([last], "episode", 3)])
     assert [r.item_id for r in mixed[0]] == [r.item_id for r in search] and mixed[1][0].item_id == best
     assert [r.score for r in mixed[0]] == pytest.approx([r.score for r in search], abs=1e-4)
+
+
+def test_searches_fuse_bm25_over_the_items_text(random_checkpoint: Path) -> None:
+    """With the lexical prior, an item's own title finds it first; weight 0 (or no index) is the model alone."""
+    from neo.decoding.lexical import LexicalSettings
+
+    model = Neo.from_pretrained(random_checkpoint, beam_width=12)
+    assert model.lexical is not None and model.lexical_fusion.weight == 20.0
+    titles = {i: model.records[i][1] for i in model.tables["show"].item_ids}
+    unique = [i for i, t in titles.items() if list(titles.values()).count(t) == 1]
+    for item in unique[:5]:
+        assert model.search(titles[item], "show", k=3)[0].item_id == item
+    alone = Neo.from_pretrained(random_checkpoint, beam_width=12, lexical_fusion=LexicalSettings(weight=0.0))
+    unindexed = Neo.from_pretrained(random_checkpoint, beam_width=12)
+    unindexed.lexical = None
+    query = titles[unique[0]]
+    assert alone.search(query, "show", k=5) == unindexed.search(query, "show", k=5)
+    assert model.search(query, "show", k=5, prior_weight=0) == unindexed.search(query, "show", k=5)
+    with pytest.raises(NeoInputError, match="prior_weight"):
+        model.search(query, "show", prior_weight=-0.5)
+
+
+def test_items_added_after_training_are_found_by_their_titles(nested_checkpoint: Path) -> None:
+    model = Neo.from_pretrained(nested_checkpoint, beam_width=8)
+    show = model.tables["show"].item_ids[0]
+    model.extend_catalog("episode", [NewItem("ep-zephyr", "Zephyrus quartz bulletin", parent=show)])
+    assert model.search("zephyrus quartz", "episode", k=3)[0].item_id == "ep-zephyr"
+    assert "ep-zephyr" not in [r.item_id for r in model.search("zephyrus quartz", "episode", k=3, prior_weight=0)]

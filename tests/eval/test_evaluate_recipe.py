@@ -47,6 +47,8 @@ def test_evaluate_writes_every_metric_family(demo_dir: Path, random_checkpoint: 
     # the checkpoint carries a transition prior: the report also shows the model alone
     assert any(key.startswith("model_alone/rec/") for key in metrics)
     assert any(key.startswith("search/") for key in metrics)
+    # searches fuse BM25 over the catalog's item text: the report also shows the model alone there
+    assert any(key.startswith("model_alone/search/") for key in metrics)
     assert metrics["validity/invalid_items"] == 0
     assert metrics["validity/sid_outside_span"] == 0
     assert {"steer/type_compliance", "steer/format_compliance"} <= set(metrics)

@@ -107,6 +107,10 @@ def test_endpoints_answer(client: TestClient) -> None:
         client.post("/v1/search", json={"query": "jazz", "target_type": "show"}).json()["items"][0]["title"]
         == "jazz"
     )
+    unfused = client.post("/v1/search", json={"query": "jazz", "target_type": "show", "prior_weight": 0})
+    assert unfused.status_code == 200
+    bad = client.post("/v1/search", json={"query": "jazz", "target_type": "show", "prior_weight": -1})
+    assert bad.status_code == 422 and any("prior_weight" in d["loc"] for d in bad.json()["detail"])
     profile = client.post("/v1/describe_user", json={"history": ["a"]}).json()
     assert profile["text"] == "likes title c"
     assert profile["segments"][1]["kind"] == "item" and profile["items"][0]["item_id"] == "c"

@@ -1,0 +1,170 @@
+"""The lexical prior: shallow fusion of the model's search scores with BM25 over the items' text.
+
+A generative retriever must learn every item's words by gradient descent; a small model trained for
+minutes on CPU does not (Scientific: Recall@10 0.04 where BM25 reaches 0.92, docs/benchmarks.md), while
+an inverted index knows every word of every item, including items added after training. Searches
+therefore score
+
+    score(item) = log p_model(item | prompt) + weight * log q(item | query)
+
+with `q = (1 - smoothing) * softmax(bm25(item, query) / temperature) + smoothing * uniform` over the
+target type's items, the softmax taken over the `top` best-scoring items that share a word with the
+query (a query that shares none leaves the model alone to rank, under a uniform `q`). Scores are on
+Lucene's scale (each matched term adds its idf times a saturating tf below 1). The default weight, 20,
+lets BM25 rank and the model break its near-ties: a model that has learned little of the items' text
+(the CPU presets) only adds noise at weight 1, and on Scientific validation queries weights 15-100 tie
+(docs/benchmarks.md); lower it for a model that searches well on its own. The beam search applies `q`
+token by token through the trie's subtree masses, exactly as the transition prior (`neo.decoding.prior`).
+
+The index is built from the catalog's item text when a checkpoint is loaded (title, then text: what
+the BM25 baseline indexes), per entity type; items added after training join it with their titles,
+and the type's index is rebuilt on its next search.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from neo.decoding.prior import FusionBatch
+from neo.decoding.trie import ItemTrie
+
+
+@dataclass(frozen=True)
+class LexicalSettings:
+    """`eval.settings.lexical`: how much the BM25 prior counts in searches (0 switches it off), the
+    uniform share that keeps every item reachable, the softmax temperature of the scores, and how many
+    best-scoring items share the rest."""
+
+    weight: float = 20.0
+    smoothing: float = 0.1
+    temperature: float = 1.0
+    top: int = 100
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"lexical.weight must be >= 0 (0 switches the prior off), got {self.weight}")
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(
+                f"lexical.smoothing must lie in (0, 1]: the uniform share that keeps every item reachable, "
+                f"got {self.smoothing}"
+            )
+        if self.temperature <= 0:
+            raise ValueError(f"lexical.temperature must be > 0, got {self.temperature}")
+        if self.top < 1:
+            raise ValueError(f"lexical.top must be >= 1 (items whose BM25 scores count), got {self.top}")
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> LexicalSettings:
+        options = dict(options or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"lexical: unknown key(s) {unknown}; expected {sorted(known)}")
+        defaults = cls()
+        return cls(
+            float(options.get("weight", defaults.weight)),
+            float(options.get("smoothing", defaults.smoothing)),
+            float(options.get("temperature", defaults.temperature)),
+            int(options.get("top", defaults.top)),
+        )
+
+
+class LexicalPrior:
+    """Per entity type, a BM25 index over item text (bm25s, Lucene variant, English stopwords)."""
+
+    def __init__(self, texts: Mapping[str, Mapping[str, str]], k1: float = 1.5, b: float = 0.75):
+        self.texts = {entity_type: dict(items) for entity_type, items in texts.items()}
+        self.k1, self.b = k1, b
+        self._indexes: dict[str, tuple[list[str], Any]] = {}
+        self._leaves: tuple[ItemTrie, dict[str, torch.Tensor]] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_catalog(cls, catalog: Any, types: Sequence[str]) -> LexicalPrior:
+        """Index the title and text of every item of `types` in a `neo.data.catalog.Catalog`."""
+        items = catalog.items
+        wanted = set(types)
+        texts: dict[str, dict[str, str]] = {t: {} for t in types}
+        for item, entity_type, title, text in zip(items["id"], items["type"], items["title"], items["text"],
+                                                  strict=True):
+            if entity_type in wanted:
+                texts[entity_type][item] = f"{title}. {text}" if text else title
+        return cls(texts)
+
+    def with_items(self, entity_type: str, texts: Mapping[str, str]) -> LexicalPrior:
+        """A copy that also indexes `texts` (item id -> text) of `entity_type`; other types' indexes are
+        shared, this type's is rebuilt on its next search."""
+        grown = LexicalPrior({**self.texts, entity_type: {**self.texts.get(entity_type, {}), **texts}},
+                             self.k1, self.b)
+        grown._indexes = {t: index for t, index in self._indexes.items() if t != entity_type}
+        return grown
+
+    def _index(self, entity_type: str) -> tuple[list[str], Any]:
+        with self._lock:
+            if entity_type not in self._indexes:
+                import bm25s
+
+                ids = list(self.texts.get(entity_type, {}))
+                index = bm25s.BM25(k1=self.k1, b=self.b)
+                if ids:
+                    corpus = [self.texts[entity_type][i] for i in ids]
+                    index.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+                self._indexes[entity_type] = (ids, index)
+            return self._indexes[entity_type]
+
+    def _leaf_ids(self, trie: ItemTrie, entity_type: str) -> torch.Tensor:
+        """Leaf id of each indexed item of `entity_type` (-1 for an item the trie cannot name)."""
+        with self._lock:
+            if self._leaves is None or self._leaves[0] is not trie:
+                self._leaves = (trie, {})
+            cached = self._leaves[1]
+        if entity_type not in cached:
+            cached[entity_type] = trie.leaf_ids(entity_type, self._index(entity_type)[0])
+        return cached[entity_type]
+
+    def leaf_mass(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
+                  settings: LexicalSettings) -> torch.Tensor:
+        """`q(leaf | query)` over the leaves of each request's type `[B, M]` (rows sum to 1)."""
+        import bm25s
+
+        mass = torch.zeros(len(queries), trie.n_leaves, dtype=torch.float32, device=trie.device)
+        for entity_type in dict.fromkeys(entity_types):
+            rows = [r for r, t in enumerate(entity_types) if t == entity_type]
+            first = trie.leaf_offset.get(entity_type)
+            count = len(trie.item_ids.get(entity_type, []))
+            if first is None or not count:
+                raise ValueError(f"type {entity_type!r} has no items in the trie")
+            type_leaves = torch.arange(first, first + count, device=trie.device)
+            mass[torch.tensor(rows, device=trie.device).unsqueeze(1), type_leaves] = 1.0 / count
+            ids, index = self._index(entity_type)
+            if not ids:
+                continue
+            leaves = self._leaf_ids(trie, entity_type)
+            tokens = bm25s.tokenize([queries[r] for r in rows], stopwords="en", show_progress=False)
+            found, scores = index.retrieve(tokens, k=min(settings.top, len(ids)), show_progress=False,
+                                           n_threads=1)
+            for row, docs, doc_scores in zip(rows, np.asarray(found), np.asarray(scores), strict=True):
+                hit = (doc_scores > 0) & (leaves[torch.from_numpy(docs.astype(np.int64))] >= 0).cpu().numpy()
+                if not hit.any():
+                    continue
+                weights = torch.softmax(torch.tensor(doc_scores[hit], dtype=torch.float32) / settings.temperature, 0)
+                mass[row, type_leaves] *= settings.smoothing
+                mass[row].index_add_(0, leaves[torch.from_numpy(docs[hit].astype(np.int64))],
+                                     (1 - settings.smoothing) * weights.to(trie.device))
+        return mass
+
+    def fusion(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
+               settings: LexicalSettings, weights: Sequence[float] | None = None) -> FusionBatch:
+        """The beam search's `prior` argument for searches: subtree masses of `q(. | query)` per request.
+
+        `weights` overrides `settings.weight` per request (0 for rows the prior must not touch).
+        """
+        mass = trie.subtree_mass(self.leaf_mass(trie, queries, entity_types, settings))
+        per_request = [settings.weight] * len(queries) if weights is None else list(weights)
+        return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))

@@ -1,0 +1,129 @@
+"""The lexical prior: BM25 masses by hand, fused beam scores equal brute force, added items, settings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from neo.decoding.beam import beam_search_items
+from neo.decoding.lexical import LexicalPrior, LexicalSettings
+
+from .test_beam import brute_force
+
+WORDS = ["amber", "basalt", "cobalt", "dune", "ember"]
+
+
+def item_text(n: int) -> str:
+    """Two of five words per item, and one word of its own (`own7`), so queries match groups and singles."""
+    return f"{WORDS[n % 5]} {WORDS[(n * 2 + 1) % 5]} own{n}"
+
+
+@pytest.fixture(scope="module")
+def lexical(tables) -> LexicalPrior:
+    return LexicalPrior({t: {i: item_text(n) for n, i in enumerate(table.item_ids)} for t, table in tables.items()})
+
+
+def bm25(query: list[str], docs: list[list[str]], k1: float = 1.5, b: float = 0.75) -> list[float]:
+    """Lucene's BM25 by its formula: idf = ln(1 + (N - df + 0.5) / (df + 0.5)) times the length-normalised
+    tf / (tf + k1 * (1 - b + b * len / average len)) (Lucene drops the classic (k1 + 1) factor)."""
+    n, average = len(docs), sum(len(d) for d in docs) / len(docs)
+    scores = []
+    for doc in docs:
+        score = 0.0
+        for term in query:
+            df = sum(term in d for d in docs)
+            tf = doc.count(term)
+            if tf:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                score += idf * tf / (tf + k1 * (1 - b + b * len(doc) / average))
+        scores.append(score)
+    return scores
+
+
+def expected_mass(lexical: LexicalPrior, entity_type: str, ids: list[str], query: str,
+                  settings: LexicalSettings) -> dict[str, float]:
+    """q by hand: (1 - s) * softmax(bm25 / T) over items sharing a word, plus s / M everywhere."""
+    docs = [lexical.texts[entity_type][i].lower().split() for i in ids]
+    scores = bm25(query.lower().split(), docs)
+    hits = {i: s for i, s in zip(ids, scores, strict=True) if s > 0}
+    if not hits:
+        return {i: 1 / len(ids) for i in ids}
+    top = dict(sorted(hits.items(), key=lambda kv: -kv[1])[: settings.top])
+    norm = sum(math.exp(s / settings.temperature) for s in top.values())
+    return {
+        i: settings.smoothing / len(ids)
+        + ((1 - settings.smoothing) * math.exp(top[i] / settings.temperature) / norm if i in top else 0.0)
+        for i in ids
+    }
+
+
+@pytest.mark.parametrize(("query", "top"), [("amber cobalt", 100), ("own3 dune", 1), ("nothing matches", 6)])
+def test_leaf_masses_are_bm25_softmax_mixed_with_uniform(lexical, tables, trie, query, top) -> None:
+    settings = LexicalSettings(smoothing=0.2, temperature=0.5, top=top)  # top 1: the item with `own3` alone
+    mass = lexical.leaf_mass(trie, [query, query], ["a", "b"], settings)
+    for row, entity_type in enumerate(["a", "b"]):
+        ids = tables[entity_type].item_ids
+        leaves = torch.tensor(trie.leaves_of(entity_type, ids))
+        expected = expected_mass(lexical, entity_type, ids, query, settings)
+        torch.testing.assert_close(mass[row, leaves], torch.tensor([expected[i] for i in ids]))
+        assert float(mass[row].sum()) == pytest.approx(1.0)  # nothing outside the request's type
+
+
+def test_fused_search_scores_equal_brute_force(bigram, vocab, tables, trie, lexical) -> None:
+    settings = LexicalSettings(weight=0.8, smoothing=0.1, temperature=1.0)
+    queries = ["basalt own5", "ember"]
+    fusion = lexical.fusion(trie, queries, ["a", "b"], settings)
+    hits = beam_search_items(bigram, torch.tensor([[1, 2], [3, 4]]), None, trie, ["a", "b"], k=12,
+                             beam_width=60, prior=fusion)
+    for request, (entity_type, query) in enumerate(zip(["a", "b"], queries, strict=True)):
+        model = brute_force(bigram, vocab, tables[entity_type], vocab.open_id(entity_type), "full")
+        q = expected_mass(lexical, entity_type, tables[entity_type].item_ids, query, settings)
+        expected = {i: model[i] + 0.8 * math.log(q[i]) for i in model}
+        best = sorted(expected, key=expected.get, reverse=True)[:12]
+        assert [h.item_id for h in hits[request]] == best
+        for hit in hits[request]:
+            assert math.isclose(hit.score, expected[hit.item_id], abs_tol=1e-4)
+
+
+def test_a_heavy_prior_finds_the_item_by_its_own_word(bigram, tables, trie, lexical) -> None:
+    target = tables["b"].item_ids[17]
+    fusion = lexical.fusion(trie, ["own17"], ["b"], LexicalSettings(weight=20.0))
+    hits = beam_search_items(bigram, torch.tensor([[1, 2]]), None, trie, ["b"], k=3, beam_width=8, prior=fusion)
+    assert hits[0][0].item_id == target
+
+
+def test_items_added_later_are_indexed_by_their_titles(tables, trie, lexical) -> None:
+    ids = tables["a"].item_ids
+    grown = lexical.with_items("a", {ids[4]: "zircon"})  # an item the index did not hold, in the trie
+    shrunk = LexicalPrior({"a": {i: item_text(n) for n, i in enumerate(ids) if i != ids[4]}, "b": lexical.texts["b"]})
+    before = shrunk.leaf_mass(trie, ["zircon"], ["a"], LexicalSettings())
+    after = shrunk.with_items("a", {ids[4]: "zircon"}).leaf_mass(trie, ["zircon"], ["a"], LexicalSettings())
+    leaf = trie.leaves_of("a", [ids[4]])[0]
+    assert float(before[0, leaf]) == pytest.approx(1 / len(ids))  # unknown word: uniform
+    assert float(after[0, leaf]) == pytest.approx(0.9 + 0.1 / len(ids))
+    assert float(shrunk.leaf_mass(trie, ["zircon"], ["a"], LexicalSettings())[0, leaf]) == pytest.approx(1 / len(ids))
+    assert grown.texts["a"][ids[4]] == "zircon" and lexical.texts["a"][ids[4]] == item_text(4)
+
+
+def test_zero_weight_rows_keep_the_models_scores(bigram, tables, trie, lexical) -> None:
+    prompts = torch.tensor([[1, 2], [1, 2]])
+    fusion = lexical.fusion(trie, ["ember", "ember"], ["b", "b"], LexicalSettings(), weights=[0.0, 5.0])
+    fused = beam_search_items(bigram, prompts, None, trie, ["b", "b"], k=5, beam_width=20, prior=fusion)
+    alone = beam_search_items(bigram, prompts[:1], None, trie, ["b"], k=5, beam_width=20)
+    assert [(h.item_id, round(h.score, 4)) for h in fused[0]] == [(h.item_id, round(h.score, 4)) for h in alone[0]]
+    assert [h.item_id for h in fused[1]] != [h.item_id for h in alone[0]]
+
+
+def test_settings_errors_name_the_field() -> None:
+    for options, says in [
+        ({"weight": -1}, "lexical.weight must be >= 0"),
+        ({"smoothing": 0}, r"lexical.smoothing must lie in \(0, 1\]"),
+        ({"temperature": 0}, "lexical.temperature must be > 0"),
+        ({"top": 0}, "lexical.top must be >= 1"),
+        ({"wieght": 1}, r"unknown key\(s\) \['wieght'\]"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            LexicalSettings.from_config(options)
+    assert LexicalSettings.from_config(None) == LexicalSettings()
