@@ -10,10 +10,11 @@ therefore score
 with `q = (1 - smoothing) * softmax(bm25(item, query) / temperature) + smoothing * uniform` over the
 target type's items, the softmax taken over the `top` best-scoring items that share a word with the
 query (a query that shares none leaves the model alone to rank, under a uniform `q`). Scores are on
-Lucene's scale (each matched term adds its idf times a saturating tf below 1). The default weight, 20,
+Lucene's scale (each matched term adds its idf times a saturating tf below 1). The default weight, 100,
 lets BM25 rank and the model break its near-ties: a model that has learned little of the items' text
-(the CPU presets) only adds noise at weight 1, and on Scientific validation queries weights 15-100 tie
-(docs/benchmarks.md); lower it for a model that searches well on its own. The beam search applies `q`
+(the CPU presets) only adds noise at weight 1, while weights 15-100 tie on validation queries
+(docs/benchmarks.md, session 12), and the high end keeps a weak model from re-ranking broad queries whose
+BM25 scores are close. Lower it for a model that searches well on its own. The beam search applies `q`
 token by token through the trie's subtree masses, exactly as the transition prior (`neo.decoding.prior`).
 
 The index is built from the catalog's item text when a checkpoint is loaded (title, then text: what
@@ -41,7 +42,7 @@ class LexicalSettings:
     uniform share that keeps every item reachable, the softmax temperature of the scores, and how many
     best-scoring items share the rest."""
 
-    weight: float = 20.0
+    weight: float = 100.0
     smoothing: float = 0.1
     temperature: float = 1.0
     top: int = 100

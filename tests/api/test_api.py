@@ -555,7 +555,7 @@ def test_searches_fuse_bm25_over_the_items_text(random_checkpoint: Path) -> None
     from neo.decoding.lexical import LexicalSettings
 
     model = Neo.from_pretrained(random_checkpoint, beam_width=12)
-    assert model.lexical is not None and model.lexical_fusion.weight == 20.0
+    assert model.lexical is not None and model.lexical_fusion.weight == 100.0
     titles = {i: model.records[i][1] for i in model.tables["show"].item_ids}
     unique = [i for i, t in titles.items() if list(titles.values()).count(t) == 1]
     for item in unique[:5]:
