@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import bm25s
 import numpy as np
 from neo.eval.baselines.base import SearchBaseline
+
+from neo.decoding.lexical import import_bm25s
+
+bm25s = import_bm25s()
 
 
 class BM25(SearchBaseline):

@@ -24,6 +24,7 @@ and the type's index is rebuilt on its next search.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,14 @@ import torch
 
 from neo.decoding.prior import FusionBatch
 from neo.decoding.trie import ItemTrie
+
+
+def import_bm25s() -> Any:
+    """bm25s, with its logger back at INFO: the library sets DEBUG on import, which floods run logs."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.INFO)
+    return bm25s
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,7 @@ class LexicalPrior:
     def _index(self, entity_type: str) -> tuple[list[str], Any]:
         with self._lock:
             if entity_type not in self._indexes:
-                import bm25s
-
+                bm25s = import_bm25s()
                 ids = list(self.texts.get(entity_type, {}))
                 index = bm25s.BM25(k1=self.k1, b=self.b)
                 if ids:
@@ -132,8 +140,7 @@ class LexicalPrior:
     def leaf_mass(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
                   settings: LexicalSettings) -> torch.Tensor:
         """`q(leaf | query)` over the leaves of each request's type `[B, M]` (rows sum to 1)."""
-        import bm25s
-
+        bm25s = import_bm25s()
         mass = torch.zeros(len(queries), trie.n_leaves, dtype=torch.float32, device=trie.device)
         for entity_type in dict.fromkeys(entity_types):
             rows = [r for r, t in enumerate(entity_types) if t == entity_type]
