@@ -374,7 +374,7 @@ class Neo:
         self.fusion = fusion or FusionSettings()
         # Searches fuse the model's scores with BM25 over the items' text when an index is given; items
         # added later join it with their titles.
-        self.lexical = lexical
+        self.lexical: LexicalPrior | None = None  # set after the replay below: one index build per type
         self.lexical_fusion = lexical_fusion or LexicalSettings()
         # Requests per decoder call: a beam search holds batch x beam rows of logits and KV cache, so
         # a caller's thousand-request batch is decoded in slices instead of all at once.
@@ -392,6 +392,13 @@ class Neo:
         if self.additions_path is not None and self.additions_path.exists():
             self._replay_additions(self.additions_path)
         self.trie = ItemTrie.build(vocab, self.tables, self.device)  # once, with any replayed additions
+        if lexical is not None:
+            replayed: dict[str, dict[str, str]] = {}
+            for entry in self._additions:
+                replayed.setdefault(entry["entity_type"], {}).update({i["id"]: i["title"] for i in entry["items"]})
+            for entity_type, titles in replayed.items():
+                lexical = lexical.with_items(entity_type, titles)
+        self.lexical = lexical
 
     @classmethod
     def from_pretrained(

@@ -485,6 +485,9 @@ def test_an_additions_file_keeps_added_items_across_restarts(
         assert second.item(item_id) == first.item(item_id)
     # the transition prior leaves the model to rank the siblings of items added after training
     assert second._fresh == first._fresh == {"ep-kept", "show-kept", "artist-kept"}
+    # replayed items are searchable by their titles
+    assert second.lexical.texts["show"]["show-kept"] == first.lexical.texts["show"]["show-kept"] == "Kept show"
+    assert second.search("kept show", "show", k=1)[0].item_id == "show-kept"
     answer = second.recommend(history_of(second, 3), "episode", k=1, filters=ItemFilters(allow=["ep-kept"]))
     assert [i.item_id for i in answer] == ["ep-kept"]
     second.extend_catalog("episode", [NewItem("ep-later", "Later", parent=show)])
