@@ -143,17 +143,6 @@ def run_rec_baselines(
     return out
 
 
-def item_texts(catalog: Catalog, entity_type: str) -> tuple[list[str], list[str]]:
-    """Ids and searchable text (title, then text) of every item of one type."""
-    rows = catalog.rows_of_type(entity_type)
-    subset = catalog.items.select(rows)
-    texts = [
-        f"{title}. {text}" if text else title
-        for title, text in zip(subset["title"], subset["text"], strict=True)
-    ]
-    return list(subset["id"]), texts
-
-
 def queries_from_catalog(catalog: Catalog, split: str = "test") -> list[SearchQuery]:
     """The catalog's search queries of one split ('train' or 'test'); empty if it has no queries table."""
     if catalog.queries is None:
@@ -177,7 +166,7 @@ def run_search_baselines(
         by_type.setdefault(query.entity_type, []).append(query)
     out: dict[str, float] = {}
     for entity_type, typed in by_type.items():
-        item_ids, texts = item_texts(catalog, entity_type)
+        item_ids, texts = catalog.search_texts(entity_type)
         if not item_ids:
             raise ValueError(f"{catalog.root}: queries ask for type {entity_type!r}, which has no items")
         for name in names:

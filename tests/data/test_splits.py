@@ -115,3 +115,9 @@ def test_demo_world_targets_have_the_requested_type(demo_dir: Path) -> None:
         assert found, f"no {entity_type} targets"
         assert {catalog.item_types[catalog.item_row[item]] for item in found.values()} == {entity_type}
         assert set(found) <= set(split.test)
+
+
+def test_search_texts_add_the_titles_of_linked_items(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path)
+    assert catalog.search_texts("product") == (["p1", "p2"], ["Red mug. A mug. MugCo. Kitchen", "Blue mug. MugCo"])
+    assert catalog.search_texts("brand") == (["b1"], ["MugCo"])
