@@ -166,13 +166,14 @@ def run_search_baselines(
         by_type.setdefault(query.entity_type, []).append(query)
     out: dict[str, float] = {}
     for entity_type, typed in by_type.items():
-        item_ids, texts = catalog.search_texts(entity_type)
-        if not item_ids:
-            raise ValueError(f"{catalog.root}: queries ask for type {entity_type!r}, which has no items")
         for name in names:
             if name not in SEARCH_BASELINES:
                 raise ValueError(f"unknown search baseline {name!r}; known: {sorted(SEARCH_BASELINES)}")
-            engine = SEARCH_BASELINES[name](item_ids, texts)
+            engine_type = SEARCH_BASELINES[name]
+            item_ids, texts = catalog.search_texts(entity_type, links=engine_type.indexes_links)
+            if not item_ids:
+                raise ValueError(f"{catalog.root}: queries ask for type {entity_type!r}, which has no items")
+            engine = engine_type(item_ids, texts)
             ranked = engine.search([q.text for q in typed], max(ks))
             prefix = f"baseline/{name}/search/{entity_type}"
             out.update(flat_keys(prefix, set_metrics(ranked, [q.relevant for q in typed], ks)))

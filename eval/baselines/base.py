@@ -179,6 +179,9 @@ class SearchBaseline(ABC):
     """Ranks the items of one entity type for free-text queries, over each item's title and text."""
 
     name: ClassVar[str]
+    # Whether the indexed text also names the item's linked items (`Catalog.search_texts`): each baseline
+    # gets the text it ranks best with.
+    indexes_links: ClassVar[bool] = True
 
     def __init__(self, item_ids: Sequence[str], texts: Sequence[str]):
         if len(item_ids) != len(texts):

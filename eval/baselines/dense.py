@@ -67,6 +67,7 @@ def cached_item_embeddings(texts: Sequence[str]) -> np.ndarray:
 
 class Dense(SearchBaseline):
     name = "dense"
+    indexes_links = False  # a sentence embedding of title + text; appended names dilute it (Scientific R@10 0.71 -> 0.68)
 
     def __init__(self, item_ids: Sequence[str], texts: Sequence[str]):
         super().__init__(item_ids, texts)
