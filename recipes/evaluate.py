@@ -28,7 +28,7 @@ from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
 from neo.decoding.lexical import LexicalPrior
-from neo.decoding.prior import PRIOR_FILE, ItemPrior
+from neo.decoding.prior import PRIOR_FILE, CountSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.devices import resolve_device, tune_host_allocator
 from neo.io import write_json
@@ -93,7 +93,9 @@ class EvaluateRecipe:
         if path.exists():
             return ItemPrior.load(path)
         log.info("%s has no %s: counting transitions over the split's training part", self.checkpoint, PRIOR_FILE)
-        return ItemPrior.from_split(self.catalog, self.split, list(self.tables))
+        trained_with = json.loads((self.checkpoint / "neo.json").read_text()).get("config", {})
+        counting = CountSettings.from_config(trained_with.get("transitions"))
+        return ItemPrior.from_split(self.catalog, self.split, list(self.tables), counting)
 
     def _lexical(self) -> LexicalPrior | None:
         """BM25 over the catalog's item text, as `Neo.from_pretrained` builds it for serving."""

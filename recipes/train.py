@@ -23,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from neo.data import Catalog
 from neo.data.splits import Split, make_split
-from neo.decoding.prior import PRIOR_FILE, ItemPrior
+from neo.decoding.prior import PRIOR_FILE, CountSettings, ItemPrior
 from neo.devices import tune_host_allocator
 from neo.model import adapt_model, load_base_model
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
@@ -198,7 +198,8 @@ class TrainRecipe:
             # the transition counts recommendations are fused with (neo.decoding.prior), before the
             # checkpoint's neo.json marks it finished
             self.stage_dir.mkdir(parents=True, exist_ok=True)
-            ItemPrior.from_split(self.catalog, self.split, list(self.tables)).save(self.stage_dir / PRIOR_FILE)
+            counting = CountSettings.from_config(OmegaConf.to_container(self.cfg.transitions, resolve=True))
+            ItemPrior.from_split(self.catalog, self.split, list(self.tables), counting).save(self.stage_dir / PRIOR_FILE)
             save_stage_checkpoint(
                 self.stage_dir, model, self.tokenizer, self.vocab, self.output_dir / SIDS_DIR, meta
             )

@@ -45,10 +45,11 @@ PRIOR_VERSION = 1
 
 @dataclass(frozen=True)
 class TypePrior:
-    """One target type: popularity of its items and, per source item (any type), its successors' counts."""
+    """One target type: popularity of its items and, per source item (any type), its successors' weighted
+    counts."""
 
     popularity: dict[str, int]
-    successors: dict[str, dict[str, int]]
+    successors: dict[str, dict[str, float]]
 
 
 class FusionBatch(NamedTuple):
@@ -97,6 +98,44 @@ class FusionSettings:
         )
 
 
+@dataclass(frozen=True)
+class CountSettings:
+    """`transitions`: how training counts the prior it writes into a checkpoint. Pairs up to `window`
+    steps apart count `gap_decay ** (gap - 1)`; `backward` > 0 also counts each pair the other way round
+    at that share; each source keeps its `max_successors` heaviest successors per type."""
+
+    window: int = 1
+    gap_decay: float = 0.3
+    backward: float = 0.0
+    max_successors: int = 64
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.max_successors < 1:
+            raise ValueError(
+                f"transitions.window and transitions.max_successors must be >= 1, got {self.window} and "
+                f"{self.max_successors}"
+            )
+        if not 0 < self.gap_decay <= 1:
+            raise ValueError(f"transitions.gap_decay must lie in (0, 1], got {self.gap_decay}")
+        if self.backward < 0:
+            raise ValueError(f"transitions.backward must be >= 0, got {self.backward}")
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> CountSettings:
+        options = dict(options or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"transitions: unknown key(s) {unknown}; expected {sorted(known)}")
+        defaults = cls()
+        return cls(
+            int(options.get("window", defaults.window)),
+            float(options.get("gap_decay", defaults.gap_decay)),
+            float(options.get("backward", defaults.backward)),
+            int(options.get("max_successors", defaults.max_successors)),
+        )
+
+
 class ItemPrior:
     """Transition and popularity counts per target type, built from training histories."""
 
@@ -113,46 +152,60 @@ class ItemPrior:
         histories: Iterable[Sequence[str]],
         target_types: Sequence[str],
         target_of: Callable[[str, str], str | None],
-        max_successors: int = 64,
+        counting: CountSettings = CountSettings(),
     ) -> ItemPrior:
-        """Count, for each type T, `T-target of item t` after `item t-1` and the T-targets' popularity.
+        """Count, for each type T, `T-target of item t` after `item t-gap` and the T-targets' popularity.
 
         `target_of(item, T)` maps an interaction to type T (the item itself, a linked item, or None).
-        Each source keeps its `max_successors` most frequent successors per type.
+        A pair `gap` steps apart (1..`counting.window`) counts `gap_decay ** (gap - 1)`; with `backward`
+        > 0 the later item also counts that much times `backward` towards the earlier one's target (bought
+        together in the other order), as the co-occurrence baseline counts.
         """
-        if max_successors < 1:
-            raise ValueError(f"max_successors must be >= 1, got {max_successors}")
+        window, gap_decay, backward = counting.window, counting.gap_decay, counting.backward
         popularity = {t: Counter() for t in target_types}
         follow: dict[str, dict[str, Counter]] = {t: {} for t in target_types}
         mapped: dict[tuple[str, str], str | None] = {}
+
+        def target(item: str, entity_type: str) -> str | None:
+            key = (item, entity_type)
+            if key not in mapped:
+                mapped[key] = target_of(item, entity_type)
+            return mapped[key]
+
+        def add(source: str, item: str, entity_type: str, weight: float) -> None:
+            found = target(item, entity_type)
+            if found is not None:
+                follow[entity_type].setdefault(source, Counter())[found] += weight
+
         for history in histories:
             for position, item in enumerate(history):
                 for entity_type in target_types:
-                    key = (item, entity_type)
-                    if key not in mapped:
-                        mapped[key] = target_of(item, entity_type)
-                    target = mapped[key]
-                    if target is None:
-                        continue
-                    popularity[entity_type][target] += 1
-                    if position:
-                        follow[entity_type].setdefault(history[position - 1], Counter())[target] += 1
+                    found = target(item, entity_type)
+                    if found is not None:
+                        popularity[entity_type][found] += 1
+                    for gap in range(1, min(window, position) + 1):
+                        earlier, weight = history[position - gap], gap_decay ** (gap - 1)
+                        add(earlier, item, entity_type, weight)
+                        if backward:
+                            add(item, earlier, entity_type, backward * weight)
         types = {
             t: TypePrior(
                 dict(popularity[t]),
-                {source: dict(counts.most_common(max_successors)) for source, counts in follow[t].items()},
+                {source: dict(counts.most_common(counting.max_successors)) for source, counts in follow[t].items()},
             )
             for t in target_types
         }
-        return cls(types, max_successors)
+        return cls(types, counting.max_successors)
 
     @classmethod
-    def from_split(cls, catalog: Catalog, split: Split, target_types: Sequence[str]) -> ItemPrior:
+    def from_split(cls, catalog: Catalog, split: Split, target_types: Sequence[str],
+                   counting: CountSettings = CountSettings()) -> ItemPrior:
         """Counts over the training part of `split` (what a model trained on that split has seen)."""
         return cls.count(
             ([x.item for x in history] for history in split.train.values()),
             target_types,
             lambda item, entity_type: target_of(catalog, item, entity_type),
+            counting,
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -188,7 +241,7 @@ class ItemPrior:
                 raise ValueError(f"{path}: types.{entity_type} needs 'popularity' and 'successors' objects")
             types[entity_type] = TypePrior(
                 {k: int(v) for k, v in popularity.items()},
-                {s: {k: int(v) for k, v in c.items()} for s, c in successors.items()},
+                {s: {k: float(v) for k, v in c.items()} for s, c in successors.items()},
             )
         return cls(types, int(raw.get("max_successors", 64)))
 

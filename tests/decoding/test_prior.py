@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neo.decoding.beam import beam_search_items
-from neo.decoding.prior import PRIOR_FILE, FusionSettings, ItemPrior, TypePrior
+from neo.decoding.prior import PRIOR_FILE, CountSettings, FusionSettings, ItemPrior, TypePrior
 
 from .test_beam import brute_force
 
@@ -111,6 +111,27 @@ def test_counts_follow_targets_of_the_next_interaction(tmp_path) -> None:
     prior.save(path)
     again = ItemPrior.load(path)
     assert again.types == prior.types and again.max_successors == 64
+
+
+def test_a_window_counts_later_pairs_decayed_and_backward_pairs_at_their_share(tmp_path) -> None:
+    identity = lambda item, entity_type: item  # noqa: E731
+    counting = CountSettings(window=3, gap_decay=0.5, backward=0.1, max_successors=2)
+    prior = ItemPrior.count([["a", "b", "c", "d"]], ["x"], identity, counting)
+    assert prior.types["x"].successors == {
+        "a": {"b": 1.0, "c": 0.5},          # d (gap 3: 0.25) is the third heaviest: cut by max_successors
+        "b": {"c": 1.0, "d": 0.5},          # a (backward, gap 1: 0.1) likewise
+        "c": {"d": 1.0, "b": 0.1},
+        "d": {"c": 0.1, "b": 0.05},
+    }
+    assert prior.max_successors == 2
+    prior.save(tmp_path / PRIOR_FILE)
+    assert ItemPrior.load(tmp_path / PRIOR_FILE).types == prior.types  # fractional weights survive the file
+    with pytest.raises(ValueError, match="transitions.window and transitions.max_successors must be >= 1"):
+        CountSettings.from_config({"window": 0})
+    with pytest.raises(ValueError, match=r"transitions: unknown key\(s\) \['windw'\]"):
+        CountSettings.from_config({"windw": 2})
+    with pytest.raises(ValueError, match=r"transitions.gap_decay must lie in \(0, 1\]"):
+        CountSettings(gap_decay=0)
 
 
 def test_bad_files_and_settings_are_named(tmp_path) -> None:
