@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from neo.data.catalog import Catalog
 from neo.decoding.prior import FusionBatch
 from neo.decoding.trie import ItemTrie
 
@@ -110,9 +111,8 @@ class LexicalPrior:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_catalog(cls, catalog: Any, types: Sequence[str]) -> LexicalPrior:
-        """Index every item of `types` in a `neo.data.catalog.Catalog` by its `search_texts` (title, text,
-        linked items' titles)."""
+    def from_catalog(cls, catalog: Catalog, types: Sequence[str]) -> LexicalPrior:
+        """Index every item of `types` by its `Catalog.search_texts` (title, text, linked items' titles)."""
         return cls({t: dict(zip(*catalog.search_texts(t), strict=True)) for t in types})
 
     def with_items(self, entity_type: str, texts: Mapping[str, str]) -> LexicalPrior:

@@ -25,7 +25,8 @@ class ItemOut(BaseModel):
     title: str
     sid: str = Field(description="the item's Semantic ID as its token span")
     score: float | None = Field(None, description=(
-        "beam log-probability (ranked results only); recommendations add the weighted log transition prior"
+        "beam log-probability (ranked results only); recommendations add the weighted log transition prior, "
+        "searches the weighted log BM25 prior"
     ))
 
 
