@@ -37,7 +37,7 @@ import scipy.sparse
 import torch
 
 from neo.data.catalog import Catalog
-from neo.decoding.prior import FusionBatch
+from neo.decoding.prior import FusionBatch, settings_from_config
 from neo.decoding.trie import ItemTrie
 
 log = logging.getLogger(__name__)
@@ -77,18 +77,7 @@ class LexicalSettings:
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> LexicalSettings:
-        options = dict(options or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"lexical: unknown key(s) {unknown}; expected {sorted(known)}")
-        defaults = cls()
-        return cls(
-            float(options.get("weight", defaults.weight)),
-            float(options.get("smoothing", defaults.smoothing)),
-            float(options.get("temperature", defaults.temperature)),
-            int(options.get("top", defaults.top)),
-        )
+        return settings_from_config(cls, options, "lexical")
 
 
 class _TypeIndex(NamedTuple):

@@ -24,13 +24,14 @@ the training recipe writes them next to the checkpoint (`PRIOR_FILE`), so servin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 
@@ -41,6 +42,7 @@ from neo.io import write_json
 
 PRIOR_FILE = "item_prior.json"
 PRIOR_VERSION = 1
+SettingsT = TypeVar("SettingsT")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,25 @@ class FusionBatch(NamedTuple):
 
     mass: torch.Tensor
     weight: torch.Tensor
+
+
+def settings_from_config(cls: type[SettingsT], options: Mapping[str, Any] | None, section: str) -> SettingsT:
+    """A frozen settings dataclass from a (Hydra) mapping: each given value cast to its field default's
+    type, unknown keys refused with `section` named."""
+    options = dict(options or {})
+    defaults = cls()
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"{section}: unknown key(s) {unknown}; expected {sorted(known)}")
+    values = {}
+    for name in (n for n in known if n in options):
+        kind = type(getattr(defaults, name))
+        try:
+            values[name] = kind(options[name])
+        except (TypeError, ValueError):
+            raise ValueError(f"{section}.{name}: expected {kind.__name__}, got {options[name]!r}") from None
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -84,18 +105,7 @@ class FusionSettings:
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> FusionSettings:
-        options = dict(options or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"prior: unknown key(s) {unknown}; expected {sorted(known)}")
-        defaults = cls()
-        return cls(
-            float(options.get("weight", defaults.weight)),
-            float(options.get("smoothing", defaults.smoothing)),
-            int(options.get("recent", defaults.recent)),
-            float(options.get("decay", defaults.decay)),
-        )
+        return settings_from_config(cls, options, "prior")
 
 
 @dataclass(frozen=True)
@@ -122,18 +132,7 @@ class CountSettings:
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> CountSettings:
-        options = dict(options or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"transitions: unknown key(s) {unknown}; expected {sorted(known)}")
-        defaults = cls()
-        return cls(
-            int(options.get("window", defaults.window)),
-            float(options.get("gap_decay", defaults.gap_decay)),
-            float(options.get("backward", defaults.backward)),
-            int(options.get("max_successors", defaults.max_successors)),
-        )
+        return settings_from_config(cls, options, "transitions")
 
 
 class ItemPrior:

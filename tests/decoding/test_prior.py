@@ -132,6 +132,8 @@ def test_a_window_counts_later_pairs_decayed_and_backward_pairs_at_their_share(t
         CountSettings.from_config({"windw": 2})
     with pytest.raises(ValueError, match=r"transitions.gap_decay must lie in \(0, 1\]"):
         CountSettings(gap_decay=0)
+    with pytest.raises(ValueError, match="transitions.window: expected int, got 'wide'"):
+        CountSettings.from_config({"window": "wide"})
 
 
 def test_bad_files_and_settings_are_named(tmp_path) -> None:
