@@ -107,6 +107,26 @@ def test_items_added_later_are_indexed_by_their_titles(tables, trie, lexical) ->
     assert grown.texts["a"][ids[4]] == "zircon" and lexical.texts["a"][ids[4]] == item_text(4)
 
 
+def test_additions_are_weighted_with_the_index_statistics_until_a_rebuild_is_due() -> None:
+    base = {f"i{n}": f"{WORDS[n % 5]} {WORDS[(n + 2) % 5]} filler" for n in range(20)}
+    prior = LexicalPrior({"t": base})
+    grown = prior.with_items("t", {"new": "amber amber zircon"})
+    index = grown._index("t")
+    assert index.built == 20 and index.ids[-1] == "new"  # weighted in place, not rebuilt
+    average = 3.0  # every base item has 3 words
+    for word, tf, df in (("amber", 2, 9), ("zircon", 1, 1)):  # amber: 8 base items + the new one
+        idf = math.log(1 + (21 - df + 0.5) / (df + 0.5))
+        expected = idf * tf / (tf + 1.5 * (1 - 0.75 + 0.75 * 3 / average))
+        assert index.weights[20, index.vocab[word]] == pytest.approx(expected, rel=1e-6)
+    assert prior._index("t").weights.shape[0] == 20  # the original is untouched
+    items, _ = grown._top_scores("t", ["zircon"], 5)[0]
+    assert [index.ids[i] for i in items] == ["new"]
+    again = grown.with_items("t", {"late": "zircon", "later": "basalt"})  # grown by 3 > 10% of 20: rebuilt
+    assert again._index("t").built == 23
+    items, _ = again._top_scores("t", ["zircon"], 5)[0]
+    assert sorted(again._index("t").ids[i] for i in items) == ["late", "new"]
+
+
 def test_zero_weight_rows_keep_the_models_scores(bigram, tables, trie, lexical) -> None:
     prompts = torch.tensor([[1, 2], [1, 2]])
     fusion = lexical.fusion(trie, ["ember", "ember"], ["b", "b"], LexicalSettings(), weights=[0.0, 5.0])
