@@ -125,7 +125,8 @@ class LexicalPrior:
         grown = copy.copy(self)
         grown.texts = {**self.texts, entity_type: {**self.texts.get(entity_type, {}), **texts}}
         index = self._index(entity_type)
-        new = [i for i in texts if i not in set(index.ids)]
+        indexed = set(index.ids)
+        new = [i for i in texts if i not in indexed]
         exact = len(new) < len(texts) or len(index.ids) + len(new) - index.built > REBUILD_GROWTH * index.built
         grown._indexes = {
             **self._indexes,
