@@ -18,7 +18,9 @@ product along an item's codes is exactly `q(item)`. Below a node with a child ad
 the prior is neutral, so the model alone ranks those siblings.
 
 `ItemPrior.count` builds the counts per target type from training histories (cross-type targets via
-the catalog's links: after an episode came an episode of show S, so show S follows that episode);
+the catalog's links: after an episode came an episode of show S, so show S follows that episode), by
+`CountSettings` (the `transitions` config group): the next interaction only, or, as the co-occurrence
+baseline, also the ones a few steps later at a decayed weight;
 the training recipe writes them next to the checkpoint (`PRIOR_FILE`), so serving needs no catalog.
 """
 
