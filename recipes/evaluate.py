@@ -82,18 +82,18 @@ class EvaluateRecipe:
         tasks_cfg = meta.get("config", {}).get("tasks") or OmegaConf.to_container(self.cfg.tasks, resolve=True)
         self.ctx = context(self.catalog, self.split, self.tables, vocab, tasks_cfg, ChatFormat.from_tokenizer(tokenizer))
         self.evaluator = ModelEvaluator(self.model, tokenizer, self.ctx, ItemTrie.build(vocab, self.tables, device),
-                                        self.settings, self._prior(), self._lexical())
+                                        self.settings, self._prior(meta.get("config", {})), self._lexical())
         self.train_metrics = {stage: self.output_dir / stage / "metrics.jsonl" for stage in ("align", "instruct")}
 
-    def _prior(self) -> ItemPrior | None:
-        """The checkpoint's transition counts; checkpoints from before they were saved count them here."""
+    def _prior(self, trained_with: dict[str, Any]) -> ItemPrior | None:
+        """The checkpoint's transition counts; checkpoints from before they were saved count them here, as
+        the training config (`trained_with`, from neo.json) says."""
         if self.settings.prior.weight == 0:
             return None
         path = self.checkpoint / PRIOR_FILE
         if path.exists():
             return ItemPrior.load(path)
         log.info("%s has no %s: counting transitions over the split's training part", self.checkpoint, PRIOR_FILE)
-        trained_with = json.loads((self.checkpoint / "neo.json").read_text()).get("config", {})
         counting = CountSettings.from_config(trained_with.get("transitions"))
         return ItemPrior.from_split(self.catalog, self.split, list(self.tables), counting)
 

@@ -453,13 +453,12 @@ class Catalog:
         """Ids and the text a search engine indexes for each item of one type: title, text, then (with
         `links`) the titles of its linked items (a product's brand and categories, an episode's show), so
         a query that names them finds the item. neo's lexical prior and the BM25 baseline index the same."""
-        rows = self.rows_of_type(entity_type)
-        subset = self.items.select(rows)
-        title_of = dict(zip(self.column(self.items, "id"), self.column(self.items, "title"), strict=True))
+        subset = self.items.select(self.rows_of_type(entity_type))
+        titles = self.column(self.items, "title") if links else []
         ids, texts = [], []
         for item_id, title, text in zip(subset["id"], subset["title"], subset["text"], strict=True):
-            names = [title_of[linked] for _, chain in sorted(self.links.get(item_id, {}).items())
-                     for linked in chain if linked in title_of] if links else []
+            names = [titles[self.item_row[linked]] for _, chain in sorted(self.links.get(item_id, {}).items())
+                     for linked in chain if linked in self.item_row] if links else []
             ids.append(item_id)
             texts.append(". ".join([title, *([text] if text else []), *names]))
         return ids, texts
