@@ -30,7 +30,7 @@ import torch
 
 from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
-from neo.decoding.lexical import LexicalPrior, LexicalSettings
+from neo.decoding.lexical import INDEX_FILE, IndexFit, LexicalPrior, LexicalSettings
 from neo.decoding.prior import PRIOR_FILE, FusionBatch, FusionSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.io import write_jsonl
@@ -459,6 +459,8 @@ class Neo:
         if lexical_fusion is None:
             lexical_fusion = LexicalSettings.from_config(_nested(meta, "config", "eval", "settings", "lexical"))
         prior_path = directory / PRIOR_FILE
+        # the title weight training fit for the search index; checkpoints from before it was saved count it once
+        title_weight = IndexFit.load(directory / INDEX_FILE).title_weight if (directory / INDEX_FILE).exists() else 1
         return cls(
             model,
             tokenizer,
@@ -477,7 +479,7 @@ class Neo:
             additions=additions,
             prior=ItemPrior.load(prior_path) if prior_path.exists() else None,
             fusion=fusion,
-            lexical=LexicalPrior.from_catalog(catalog_data, list(tables)),
+            lexical=LexicalPrior.from_catalog(catalog_data, list(tables), title_weight=title_weight),
             lexical_fusion=lexical_fusion,
         )
 

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from neo.data import Catalog
 from neo.data.resolve import resolve_dataset
 from neo.data.splits import Split, make_split
-from neo.decoding.lexical import LexicalPrior
+from neo.decoding.lexical import INDEX_FILE, IndexFit, IndexSettings, LexicalPrior, fit_index
 from neo.decoding.prior import PRIOR_FILE, CountSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.devices import resolve_device, tune_host_allocator
@@ -35,6 +35,7 @@ from neo.io import write_json
 from neo.sids.table import SIDS_DIR, load_tables
 from neo.tasks import context
 from neo.tasks.prompts import ChatFormat
+from neo.tasks.search import configured_training_queries
 from neo.tasks.search import queries as search_queries
 from neo.training import load_stage_checkpoint
 
@@ -82,7 +83,8 @@ class EvaluateRecipe:
         tasks_cfg = meta.get("config", {}).get("tasks") or OmegaConf.to_container(self.cfg.tasks, resolve=True)
         self.ctx = context(self.catalog, self.split, self.tables, vocab, tasks_cfg, ChatFormat.from_tokenizer(tokenizer))
         self.evaluator = ModelEvaluator(self.model, tokenizer, self.ctx, ItemTrie.build(vocab, self.tables, device),
-                                        self.settings, self._prior(meta.get("config", {})), self._lexical())
+                                        self.settings, self._prior(meta.get("config", {})),
+                                        self._lexical(meta.get("config", {})))
         self.train_metrics = {stage: self.output_dir / stage / "metrics.jsonl" for stage in ("align", "instruct")}
 
     def _prior(self, trained_with: dict[str, Any]) -> ItemPrior | None:
@@ -97,11 +99,21 @@ class EvaluateRecipe:
         counting = CountSettings.from_config(trained_with.get("transitions"))
         return ItemPrior.from_split(self.catalog, self.split, list(self.tables), counting)
 
-    def _lexical(self) -> LexicalPrior | None:
-        """BM25 over the catalog's item text, as `Neo.from_pretrained` builds it for serving."""
+    def _lexical(self, trained_with: dict[str, Any]) -> LexicalPrior | None:
+        """BM25 over the catalog's item text with the checkpoint's title weight, as `Neo.from_pretrained`
+        builds it for serving; checkpoints from before the weight was saved fit it here, on the training
+        queries of the config they were trained with (`trained_with`, from neo.json)."""
         if self.settings.lexical.weight == 0:
             return None
-        return LexicalPrior.from_catalog(self.catalog, list(self.tables))
+        path = self.checkpoint / INDEX_FILE
+        if path.exists():
+            fit = IndexFit.load(path)
+        else:
+            log.info("%s has no %s: fitting the title weight on the training queries", self.checkpoint, INDEX_FILE)
+            search_cfg = ((trained_with.get("tasks") or {}).get("tasks") or {}).get("search")
+            fit = fit_index(self.catalog, list(self.tables), configured_training_queries(self.catalog, search_cfg),
+                            IndexSettings.from_config(trained_with.get("search_index")))
+        return LexicalPrior.from_catalog(self.catalog, list(self.tables), title_weight=fit.title_weight)
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()

@@ -23,10 +23,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from neo.data import Catalog
 from neo.data.splits import Split, make_split
+from neo.decoding.lexical import INDEX_FILE, IndexFit, IndexSettings, fit_index
 from neo.decoding.prior import PRIOR_FILE, CountSettings, ItemPrior
 from neo.devices import tune_host_allocator
 from neo.model import adapt_model, load_base_model
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
+from neo.tasks.search import configured_training_queries
 from neo.training import (
     Engine,
     TrainSettings,
@@ -200,6 +202,7 @@ class TrainRecipe:
             self.stage_dir.mkdir(parents=True, exist_ok=True)
             counting = CountSettings.from_config(OmegaConf.to_container(self.cfg.transitions, resolve=True))
             ItemPrior.from_split(self.catalog, self.split, list(self.tables), counting).save(self.stage_dir / PRIOR_FILE)
+            self._fit_search_index().save(self.stage_dir / INDEX_FILE)
             save_stage_checkpoint(
                 self.stage_dir, model, self.tokenizer, self.vocab, self.output_dir / SIDS_DIR, meta
             )
@@ -212,6 +215,13 @@ class TrainRecipe:
             )
         dist.barrier()
         return metrics
+
+    def _fit_search_index(self) -> IndexFit:
+        """The title weight the checkpoint's search index counts, fit on this run's training queries."""
+        tasks = OmegaConf.to_container(self.cfg.tasks, resolve=True)
+        queries = configured_training_queries(self.catalog, (tasks.get("tasks") or {}).get("search"))
+        settings = IndexSettings.from_config(OmegaConf.to_container(self.cfg.search_index, resolve=True))
+        return fit_index(self.catalog, list(self.tables), queries, settings)
 
     def cleanup(self) -> None:
         if self._wandb_run is not None:

@@ -449,10 +449,15 @@ class Catalog:
     def rows_of_type(self, entity_type: str) -> np.ndarray:
         return np.flatnonzero(self.item_types == entity_type)
 
-    def search_texts(self, entity_type: str, links: bool = True) -> tuple[list[str], list[str]]:
+    def search_texts(self, entity_type: str, links: bool = True, title_weight: int = 1
+                     ) -> tuple[list[str], list[str]]:
         """Ids and the text a search engine indexes for each item of one type: title, text, then (with
         `links`) the titles of its linked items (a product's brand and categories, an episode's show), so
-        a query that names them finds the item. neo's lexical prior and the BM25 baseline index the same."""
+        a query that names them finds the item. neo's lexical prior and the BM25 baseline index the same.
+        `title_weight` > 1 repeats the title that many times: the one-field form of BM25F's field weights,
+        which neo fits on training queries (`neo.decoding.lexical.fit_index`)."""
+        if title_weight < 1:
+            raise ValueError(f"title_weight must be >= 1 (how many times the title counts), got {title_weight}")
         subset = self.items.select(self.rows_of_type(entity_type))
         titles = self.column(self.items, "title") if links else []
         ids, texts = [], []
@@ -460,7 +465,7 @@ class Catalog:
             names = [titles[self.item_row[linked]] for _, chain in sorted(self.links.get(item_id, {}).items())
                      for linked in chain if linked in self.item_row] if links else []
             ids.append(item_id)
-            texts.append(". ".join([title, *([text] if text else []), *names]))
+            texts.append(". ".join([*[title] * title_weight, *([text] if text else []), *names]))
         return ids, texts
 
     @cached_property

@@ -26,14 +26,19 @@ core, only once a type has grown by a tenth).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import logging
 import math
+import os
+import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import scipy.sparse
@@ -42,6 +47,7 @@ import torch
 from neo.data.catalog import Catalog
 from neo.decoding.prior import FusionBatch, settings_from_config
 from neo.decoding.trie import ItemTrie
+from neo.io import write_json
 
 log = logging.getLogger(__name__)
 REBUILD_GROWTH = 0.1  # items added since a type's last full build, as a share of it, before the next one
@@ -103,25 +109,33 @@ def _empty_index() -> _TypeIndex:
 class LexicalPrior:
     """Per entity type, a BM25 index over item text (bm25s, Lucene variant, English stopwords)."""
 
-    def __init__(self, texts: Mapping[str, Mapping[str, str]], k1: float = 1.5, b: float = 0.75):
-        """Index `texts` (entity type -> item id -> text) now, so no search waits for an index."""
+    def __init__(self, texts: Mapping[str, Mapping[str, str]], k1: float = 1.5, b: float = 0.75,
+                 title_weight: int = 1):
+        """Index `texts` (entity type -> item id -> text) now, so no search waits for an index.
+        `title_weight`: how many times the title counts in the texts (`Catalog.search_texts`); items added
+        later (`with_items`, known by their titles) are indexed with their titles counted as often."""
+        if title_weight < 1:
+            raise ValueError(f"title_weight must be >= 1, got {title_weight}")
         self.texts = {entity_type: dict(items) for entity_type, items in texts.items()}
-        self.k1, self.b = k1, b
+        self.k1, self.b, self.title_weight = k1, b, title_weight
         self._indexes = {entity_type: self._build(entity_type) for entity_type in self.texts}
         self._leaves: tuple[ItemTrie, dict[str, torch.Tensor]] | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_catalog(cls, catalog: Catalog, types: Sequence[str]) -> LexicalPrior:
+    def from_catalog(cls, catalog: Catalog, types: Sequence[str], title_weight: int = 1) -> LexicalPrior:
         """Index every item of `types` by its `Catalog.search_texts` (title, text, linked items' titles)."""
-        return cls({t: dict(zip(*catalog.search_texts(t), strict=True)) for t in types})
+        texts = {t: dict(zip(*catalog.search_texts(t, title_weight=title_weight), strict=True)) for t in types}
+        return cls(texts, title_weight=title_weight)
 
-    def with_items(self, entity_type: str, texts: Mapping[str, str]) -> LexicalPrior:
-        """A copy that also indexes `texts` (item id -> text) of `entity_type`; the other types' indexes are
+    def with_items(self, entity_type: str, titles: Mapping[str, str]) -> LexicalPrior:
+        """A copy that also indexes new items of `entity_type` by their `titles` (item id -> title, counted
+        `title_weight` times); the other types' indexes are
         shared. The new items are weighted with the index's own statistics (its idf, updated for them, and
         mean length), so an addition costs its own items, not the catalog's; once the type has grown by
         more than `REBUILD_GROWTH` since its last full build, the addition rebuilds it from scratch, so the
         older items' weights never drift far from an exact BM25."""
+        texts = {item: ". ".join([title] * self.title_weight) for item, title in titles.items()}
         grown = copy.copy(self)
         grown.texts = {**self.texts, entity_type: {**self.texts.get(entity_type, {}), **texts}}
         index = self._index(entity_type)
@@ -263,3 +277,104 @@ class LexicalPrior:
         mass = trie.subtree_mass(self.leaf_mass(trie, queries, entity_types, settings))
         per_request = [settings.weight] * len(queries) if weights is None else list(weights)
         return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))
+
+
+INDEX_FILE = "search_index.json"  # in a checkpoint: the title weight training fit for its search index
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """`search_index`: the title weights training tries for the checkpoint's search index (each item's
+    title counted that many times in its indexed text) and how many training queries judge them. BM25 over
+    one concatenated text weighs a word of the title like a word of a long description; queries are mostly
+    written against titles (Scientific: title x1 -> x3 lifts BM25's NDCG@10 from 0.81 to 0.86,
+    docs/benchmarks.md, session 13), and the training queries say by how much."""
+
+    title_weights: tuple[int, ...] = (1, 2, 3, 5, 8)
+    max_queries: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.title_weights or min(self.title_weights) < 1:
+            raise ValueError(f"search_index.title_weights: expected integers >= 1, got {list(self.title_weights)}")
+        if self.max_queries < 1:
+            raise ValueError(f"search_index.max_queries must be >= 1, got {self.max_queries}")
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> IndexSettings:
+        settings = settings_from_config(cls, options, "search_index")
+        return dataclasses.replace(settings, title_weights=tuple(int(w) for w in settings.title_weights))
+
+
+@dataclass(frozen=True)
+class IndexFit:
+    """A checkpoint's search index settings as training chose them (`search_index.json`), with the evidence:
+    BM25's NDCG@10 on the training queries at each title weight tried."""
+
+    title_weight: int = 1
+    ndcg: Mapping[int, float] = dataclasses.field(default_factory=dict)
+    queries: int = 0
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json(path, {"title_weight": self.title_weight, "queries": self.queries,
+                          "ndcg@10": {str(w): round(v, 6) for w, v in self.ndcg.items()}})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> IndexFit:
+        """Read a file written by `save`; a malformed one is refused with the file and field named."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a readable search index file ({error})") from error
+        weight = raw.get("title_weight") if isinstance(raw, dict) else None
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+            raise ValueError(f"{path}: title_weight: expected an integer >= 1, got {weight!r}")
+        try:
+            ndcg = {int(w): float(v) for w, v in (raw.get("ndcg@10") or {}).items()}
+        except (TypeError, ValueError, AttributeError):
+            raise ValueError(f"{path}: ndcg@10: expected {{title weight: score}}, got {raw.get('ndcg@10')!r}") from None
+        return cls(weight, ndcg, int(raw.get("queries") or 0))
+
+
+class LabelledQuery(Protocol):
+    """A query with the items that answer it (`neo.tasks.search.Query` is one)."""
+
+    text: str
+    type: str
+    items: Sequence[str]
+
+
+def _ndcg_at_10(ranked: Sequence[str], relevant: set[str]) -> float:
+    gain = sum(1 / math.log2(rank + 2) for rank, item in enumerate(ranked[:10]) if item in relevant)
+    ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(relevant), 10)))
+    return gain / ideal if ideal else 0.0
+
+
+def fit_index(catalog: Catalog, types: Sequence[str], queries: Sequence[LabelledQuery],
+              settings: IndexSettings = IndexSettings()) -> IndexFit:
+    """The title weight under which BM25 alone ranks the training `queries` best (NDCG@10; the smaller
+    weight on a tie). Without queries of `types` the title counts once. Costs one index build per weight
+    tried (Scientific: about a second each; 1M items: about 28 s each)."""
+    usable = [q for q in queries if q.type in types and q.items]
+    if not usable:
+        log.info("search index: no training queries for %s, the title counts once", list(types))
+        return IndexFit()
+    picked = random.Random(settings.seed).sample(usable, min(len(usable), settings.max_queries))
+    by_type: dict[str, list[LabelledQuery]] = {}
+    for query in picked:
+        by_type.setdefault(query.type, []).append(query)
+    ndcg: dict[int, float] = {}
+    for weight in dict.fromkeys(settings.title_weights):
+        prior = LexicalPrior.from_catalog(catalog, list(by_type), title_weight=weight)
+        total = 0.0
+        for entity_type, typed in by_type.items():
+            ids = prior._index(entity_type).ids
+            for query, (items, scores) in zip(typed, prior._top_scores(entity_type, [q.text for q in typed], 10),
+                                              strict=True):
+                ranked = [ids[i] for i in items[np.lexsort((items, -scores))]]
+                total += _ndcg_at_10(ranked, set(query.items))
+        ndcg[weight] = total / len(picked)
+        log.info("search index: title x%d, NDCG@10 %.4f on %d training queries", weight, ndcg[weight], len(picked))
+    best = max(ndcg, key=lambda w: (ndcg[w], -w))
+    return IndexFit(best, ndcg, len(picked))

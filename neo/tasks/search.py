@@ -186,12 +186,18 @@ def training_queries(
     return [q for q in found if q.split == "train"]
 
 
+def configured_training_queries(catalog: Catalog, cfg: Mapping[str, Any] | None) -> list[Query]:
+    """The training queries of a search task configured by `cfg` (`tasks.tasks.search`): what training
+    fits the checkpoint's search index on (`neo.decoding.lexical.fit_index`), as well as the examples."""
+    cfg = cfg or {}
+    return training_queries(catalog, str(cfg.get("synthetic", "auto")), seed=int(cfg.get("synthetic_seed", 0)),
+                            per_item=int(cfg.get("per_item", 3)))
+
+
 def _train_index(ctx: TaskContext, cfg: Mapping[str, Any]) -> dict[str, Query]:
-    synthetic = str(cfg.get("synthetic", "auto"))
-    seed, per_item = int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3))
-    key = ("search", synthetic, seed, per_item)
+    key = ("search", str(cfg.get("synthetic", "auto")), int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3)))
     if key not in ctx.memo:
-        found = training_queries(ctx.catalog, synthetic, seed=seed, per_item=per_item)
+        found = configured_training_queries(ctx.catalog, cfg)
         ctx.memo[key] = {q.id: q for q in found if q.type in ctx.tables}
     return ctx.memo[key]
 

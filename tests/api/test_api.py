@@ -573,6 +573,19 @@ def test_searches_fuse_bm25_over_the_items_text(random_checkpoint: Path) -> None
         model.search(query, "show", prior_weight=-0.5)
 
 
+def test_the_search_index_counts_titles_as_the_checkpoint_says(random_checkpoint: Path, tmp_path: Path) -> None:
+    from neo.decoding.lexical import INDEX_FILE, IndexFit
+
+    assert Neo.from_pretrained(random_checkpoint, beam_width=4).lexical.title_weight == 1  # no search_index.json
+    fitted = tmp_path / "fitted"
+    shutil.copytree(random_checkpoint, fitted)
+    IndexFit(3, {1: 0.5, 3: 0.6}, 10).save(fitted / INDEX_FILE)
+    model = Neo.from_pretrained(fitted, beam_width=4)
+    show = model.tables["show"].item_ids[0]
+    assert model.lexical.title_weight == 3
+    assert model.lexical.texts["show"][show].startswith(". ".join([model.records[show][1]] * 3))
+
+
 def test_items_added_after_training_are_found_by_their_titles(nested_checkpoint: Path) -> None:
     model = Neo.from_pretrained(nested_checkpoint, beam_width=8)
     show = model.tables["show"].item_ids[0]

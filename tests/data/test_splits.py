@@ -122,3 +122,4 @@ def test_search_texts_add_the_titles_of_linked_items(tmp_path: Path) -> None:
     assert catalog.search_texts("product") == (["p1", "p2"], ["Red mug. A mug. MugCo. Kitchen", "Blue mug. MugCo"])
     assert catalog.search_texts("brand") == (["b1"], ["MugCo"])
     assert catalog.search_texts("product", links=False)[1] == ["Red mug. A mug", "Blue mug"]
+    assert catalog.search_texts("product", title_weight=2)[1][1] == "Blue mug. Blue mug. MugCo"

@@ -7,9 +7,12 @@ import math
 import pytest
 import torch
 
+from neo.data.catalog import Catalog
 from neo.decoding.beam import beam_search_items
-from neo.decoding.lexical import LexicalPrior, LexicalSettings
+from neo.decoding.lexical import INDEX_FILE, IndexFit, IndexSettings, LexicalPrior, LexicalSettings, fit_index
+from neo.tasks.search import Query
 
+from ..data.helpers import write_dataset
 from .test_beam import brute_force
 
 WORDS = ["amber", "basalt", "cobalt", "dune", "ember"]
@@ -147,3 +150,56 @@ def test_settings_errors_name_the_field() -> None:
         with pytest.raises(ValueError, match=says):
             LexicalSettings.from_config(options)
     assert LexicalSettings.from_config(None) == LexicalSettings()
+
+
+def _title_catalog(tmp_path) -> tuple[Catalog, list[Query]]:
+    """Six products whose descriptions each praise the next product's title twice: over one concatenated
+    text BM25 ranks that neighbour above the product a title query names."""
+    colors = ["red", "green", "blue", "amber", "violet", "ochre"]
+    things = ["lamp", "chair", "desk", "shelf", "stool", "bench"]
+    items, queries = [], []
+    for n, (color, thing) in enumerate(zip(colors, things, strict=True)):
+        praised = f"{colors[(n + 1) % 6]} {things[(n + 1) % 6]}"
+        items.append({"id": f"p{n}", "type": "product", "title": f"{color} {thing}",
+                      "text": f"pairs well with {praised}, {praised} fans love it"})
+        queries.append(Query(f"q{n}", f"{color} {thing}", "product", [f"p{n}"], "train", False))
+    tables = {"items": items, "users": [{"id": "u"}], "interactions": [{"user": "u", "item": "p0", "timestamp": 1}]}
+    return Catalog.load(write_dataset(tmp_path / "d", tables, types=("product",))), queries
+
+
+def test_the_fit_counts_the_title_as_often_as_the_training_queries_need(tmp_path) -> None:
+    catalog, queries = _title_catalog(tmp_path)
+    fit = fit_index(catalog, ["product"], queries, IndexSettings(title_weights=(1, 2, 3, 5)))
+    assert fit.ndcg[1] == pytest.approx(1 / math.log2(3))  # every target second, behind the item praising it
+    assert fit.title_weight == 3 and fit.ndcg[3] == fit.ndcg[5] == 1.0  # a tie goes to the smaller weight
+    assert fit.queries == 6
+    prior = LexicalPrior.from_catalog(catalog, ["product"], title_weight=fit.title_weight)
+    items, scores = prior._top_scores("product", ["red lamp"], 1)[0]
+    assert prior._index("product").ids[int(items[0])] == "p0"
+    assert fit_index(catalog, ["product"], [], IndexSettings()) == IndexFit()  # no queries: the title counts once
+    assert fit_index(catalog, ["brand"], queries, IndexSettings()).title_weight == 1  # none of these types
+
+
+def test_the_fit_survives_its_file_and_a_bad_file_is_named(tmp_path) -> None:
+    path = tmp_path / INDEX_FILE
+    IndexFit(3, {1: 0.5, 3: 0.75}, 40).save(path)
+    assert IndexFit.load(path) == IndexFit(3, {1: 0.5, 3: 0.75}, 40)
+    path.write_text('{"title_weight": 0}')
+    with pytest.raises(ValueError, match=f"{INDEX_FILE}: title_weight: expected an integer >= 1, got 0"):
+        IndexFit.load(path)
+    path.write_text("{")
+    with pytest.raises(ValueError, match=f"{INDEX_FILE}: not a readable search index file"):
+        IndexFit.load(path)
+    with pytest.raises(ValueError, match=r"search_index.title_weights: expected integers >= 1, got \[0, 2\]"):
+        IndexSettings.from_config({"title_weights": [0, 2]})
+    assert IndexSettings.from_config({"title_weights": [1, 4]}).title_weights == (1, 4)
+
+
+def test_items_added_later_count_their_titles_as_often_as_the_index_does() -> None:
+    prior = LexicalPrior({"t": {f"i{n}": f"{WORDS[n % 5]} filler" for n in range(20)}}, title_weight=3)
+    grown = prior.with_items("t", {"new": "zircon lamp"})
+    assert grown.texts["t"]["new"] == "zircon lamp. zircon lamp. zircon lamp"
+    index = grown._index("t")
+    assert index.weights[20, index.vocab["zircon"]] > 0
+    with pytest.raises(ValueError, match="title_weight must be >= 1"):
+        LexicalPrior({}, title_weight=0)
