@@ -111,6 +111,14 @@ def _published_section(metrics: Mapping[str, Any]) -> list[str]:
             *_table(rows), ""]
 
 
+def _title_weight_note(metrics: Mapping[str, Any]) -> list[str]:
+    weight = metrics.get("search_index/title_weight")
+    if weight is None or weight == 1:
+        return []
+    return [f"neo's search index counts each item's title {weight} times (fit on the training queries, "
+            "`search_index.json`); the BM25 baseline counts it once.", ""]
+
+
 def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examples: Mapping[str, str],
                  train_metrics: Mapping[str, Path], sid_report: Path) -> Path:
     """Write `<eval_dir>/report.md` (and its PNGs); returns its path."""
@@ -120,7 +128,7 @@ def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examp
              "Test split, full ranking over the catalog of each target type; neo and every baseline are "
              "scored on the same users and queries.", "",
              "## Recommendation", "", *_table(rec), "",
-             "## Search", "", *_table(search), "",
+             "## Search", "", *_table(search), "", *_title_weight_note(metrics),
              *_published_section(metrics),
              "## Validity, steerability, user understanding, latency", "",
              "| metric | value |", "|---|---|"]

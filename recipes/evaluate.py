@@ -140,6 +140,8 @@ class EvaluateRecipe:
             if self.evaluator.fuses_search:  # what the lexical prior adds, in every report
                 alone = self.evaluator.search(entity_type, typed, fused=False)
                 metrics.update(flat_keys(f"model_alone/search/{entity_type}", alone))
+        if queries and self.evaluator.fuses_search:  # the report says how neo's index differs from BM25's
+            metrics["search_index/title_weight"] = self.evaluator.lexical.title_weight
         search_baselines = list(self.cfg.eval.search_baselines)
         if queries and search_baselines:
             flat = [SearchQuery(q.text, q.type, tuple(q.items)) for typed in queries.values() for q in typed]

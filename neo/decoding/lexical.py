@@ -18,7 +18,9 @@ BM25 scores are close. Lower it for a model that searches well on its own. The b
 token by token through the trie's subtree masses, exactly as the transition prior (`neo.decoding.prior`).
 
 The index is built from the catalog's item text when a checkpoint is loaded (title, text and the
-titles of linked items, `Catalog.search_texts`: what the BM25 baseline indexes), per entity type; items added after training join it with their titles,
+titles of linked items, `Catalog.search_texts`: what the BM25 baseline indexes), per entity type, with the
+title counted as many times as training found best on its queries (`fit_index`, `search_index.json`);
+items added after training join it with their titles,
 weighted with the index's statistics (a full rebuild, 2.5 s at 100k items and 28 s at 1M on one CPU
 core, only once a type has grown by a tenth).
 """

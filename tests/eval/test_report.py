@@ -63,3 +63,11 @@ def test_the_model_alone_column_is_neos_own_not_a_baseline() -> None:
     # the best baseline is sasrec's 0.05 even where the model alone would be the larger value
     low = {**METRICS, "model_alone/rec/product/ndcg@10": 0.09}
     assert "| product | ndcg@10 | 0.0400 | 0.0900 | 0.0100 | 0.0500 | 0.0500 | 0.80x |" in summary_table(low)
+
+
+def test_the_report_says_when_neos_index_weighs_titles_more_than_bm25s(tmp_path) -> None:
+    search = {"search/product/ndcg@10": 0.87, "baseline/bm25/search/product/ndcg@10": 0.81}
+    text = write_report(tmp_path, "s", {**search, "search_index/title_weight": 8}, {}, {}, tmp_path / "x").read_text()
+    assert "counts each item's title 8 times (fit on the training queries" in text
+    plain = write_report(tmp_path, "s", {**search, "search_index/title_weight": 1}, {}, {}, tmp_path / "x").read_text()
+    assert "counts each item's title" not in plain
