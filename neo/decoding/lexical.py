@@ -292,7 +292,7 @@ class IndexSettings:
     written against titles (Scientific: title x1 -> x3 lifts BM25's NDCG@10 from 0.81 to 0.86,
     docs/benchmarks.md, session 13), and the training queries say by how much."""
 
-    title_weights: tuple[int, ...] = (1, 2, 3, 5, 8)
+    title_weights: tuple[int, ...] = (1, 2, 3, 5, 8, 13)
     max_queries: int = 2000
     seed: int = 0
 
