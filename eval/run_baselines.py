@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from neo.eval.baselines.base import Recommender, SearchBaseline, SearchQuery
-from neo.eval.baselines.bm25 import BM25
+from neo.eval.baselines.bm25 import BM25, BM25Fitted
 from neo.eval.baselines.cooccurrence import Cooccurrence
 from neo.eval.baselines.dense import Dense
 from neo.eval.baselines.popularity import Popularity
@@ -36,7 +36,7 @@ REC_BASELINES: dict[str, type[Recommender]] = {
     "cooccurrence": Cooccurrence,
     "sasrec": SASRec,
 }
-SEARCH_BASELINES: dict[str, type[SearchBaseline]] = {"bm25": BM25, "dense": Dense}
+SEARCH_BASELINES: dict[str, type[SearchBaseline]] = {"bm25": BM25, "bm25f": BM25Fitted, "dense": Dense}
 
 
 @dataclass
@@ -159,8 +159,10 @@ def run_search_baselines(
     queries: Sequence[SearchQuery],
     ks: Sequence[int] = DEFAULT_KS,
     names: Sequence[str] = ("bm25", "dense"),
+    title_weight: int = 1,
 ) -> dict[str, float]:
-    """Score each search baseline per target type: `baseline/<name>/search/<type>/<metric>`."""
+    """Score each search baseline per target type: `baseline/<name>/search/<type>/<metric>`.
+    `title_weight`: how many times `bm25f` counts each title (neo's fitted index weight)."""
     by_type: dict[str, list[SearchQuery]] = {}
     for query in queries:
         by_type.setdefault(query.entity_type, []).append(query)
@@ -170,7 +172,10 @@ def run_search_baselines(
             if name not in SEARCH_BASELINES:
                 raise ValueError(f"unknown search baseline {name!r}; known: {sorted(SEARCH_BASELINES)}")
             engine_type = SEARCH_BASELINES[name]
-            item_ids, texts = catalog.search_texts(entity_type, links=engine_type.indexes_links)
+            item_ids, texts = catalog.search_texts(
+                entity_type, links=engine_type.indexes_links,
+                title_weight=title_weight if engine_type.counts_fitted_title else 1,
+            )
             if not item_ids:
                 raise ValueError(f"{catalog.root}: queries ask for type {entity_type!r}, which has no items")
             engine = engine_type(item_ids, texts)

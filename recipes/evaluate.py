@@ -140,12 +140,15 @@ class EvaluateRecipe:
             if self.evaluator.fuses_search:  # what the lexical prior adds, in every report
                 alone = self.evaluator.search(entity_type, typed, fused=False)
                 metrics.update(flat_keys(f"model_alone/search/{entity_type}", alone))
-        if queries and self.evaluator.fuses_search:  # the report says how neo's index differs from BM25's
-            metrics["search_index/title_weight"] = self.evaluator.lexical.title_weight
         search_baselines = list(self.cfg.eval.search_baselines)
+        title_weight = self.evaluator.lexical.title_weight if self.evaluator.fuses_search else 1
+        if queries and self.evaluator.fuses_search:  # the report says how neo's index differs from BM25's
+            metrics["search_index/title_weight"] = title_weight
+            if title_weight > 1 and "bm25" in search_baselines and "bm25f" not in search_baselines:
+                search_baselines.append("bm25f")  # BM25 with the same title weight: the index's share of the gain
         if queries and search_baselines:
             flat = [SearchQuery(q.text, q.type, tuple(q.items)) for typed in queries.values() for q in typed]
-            metrics.update(run_search_baselines(self.catalog, flat, self.settings.ks, search_baselines))
+            metrics.update(run_search_baselines(self.catalog, flat, self.settings.ks, search_baselines, title_weight))
         metrics.update(flat_keys("steer", self.evaluator.steering(evaluated, types)))
         metrics.update(flat_keys("understand", self.evaluator.profiles(evaluated)))
         metrics.update(flat_keys("latency", self.evaluator.latency(evaluated, types[0])))

@@ -182,6 +182,9 @@ class SearchBaseline(ABC):
     # Whether the indexed text also names the item's linked items (`Catalog.search_texts`): each baseline
     # gets the text it ranks best with.
     indexes_links: ClassVar[bool] = True
+    # Whether the title counts as many times as in neo's fitted search index (`run_search_baselines`'s
+    # `title_weight`) rather than once.
+    counts_fitted_title: ClassVar[bool] = False
 
     def __init__(self, item_ids: Sequence[str], texts: Sequence[str]):
         if len(item_ids) != len(texts):

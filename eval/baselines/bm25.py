@@ -33,3 +33,13 @@ class BM25(SearchBaseline):
             [self.item_ids[i] for i, s in zip(row, row_scores, strict=True) if s > 0]
             for row, row_scores in zip(np.asarray(rows), np.asarray(scores), strict=True)
         ]
+
+
+class BM25Fitted(BM25):
+    """BM25 over the same text with each title counted as many times as neo's search index counts it (the
+    title weight the checkpoint fit on its training queries, `search_index.json`; the one-field form of
+    BM25F). The evaluate recipe adds it next to `bm25` whenever that weight is above 1, so a report shows
+    how much of neo's search is the index's field weighting rather than the model."""
+
+    name = "bm25f"
+    counts_fitted_title = True

@@ -87,3 +87,35 @@ def test_sequence_prompt_follows_the_api_rule(demo_dir: Path, random_checkpoint:
         ours = recipe.evaluator.rec_prompt(history, target, 10)
         assert ours == neo._prompt(RecommendRequest(entries, target, 10))
         assert (ours == continuation) == continued
+
+
+def test_a_checkpoint_without_its_prior_counts_one_and_a_title_weight_brings_bm25f(
+        demo_dir: Path, random_checkpoint: Path, tmp_path: Path):
+    """Older checkpoints lack item_prior.json: evaluate counts it from the split, as the checkpoint's training
+    config says. A fitted title weight above 1 adds BM25 with the same weight next to plain BM25."""
+    import shutil
+
+    from neo.recipes.evaluate import EvaluateRecipe
+
+    from neo.decoding.lexical import INDEX_FILE, IndexFit
+    from neo.decoding.prior import PRIOR_FILE
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(random_checkpoint, checkpoint)
+    (checkpoint / PRIOR_FILE).unlink()
+    IndexFit(3, {1: 0.5, 3: 0.6}, 10).save(checkpoint / INDEX_FILE)
+    overrides = [f"data.path={demo_dir}", "data.name=demo", f"checkpoint={checkpoint}", f"output_dir={tmp_path}",
+                 "device=cpu", *SMALL_EVAL[:-1], "eval.search_baselines=[bm25]"]
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=overrides)
+    recipe = EvaluateRecipe(cfg)
+    recipe.setup()
+    assert recipe.evaluator.prior is not None and recipe.evaluator.prior.types  # counted, not missing
+    metrics = recipe.run()["metrics"]
+    assert any(key.startswith("model_alone/rec/") for key in metrics)
+    assert metrics["search_index/title_weight"] == 3
+    searched = {key.split("/")[1] for key in metrics if key.startswith("search/")}
+    assert searched
+    for entity_type in searched:
+        assert f"baseline/bm25/search/{entity_type}/recall@10" in metrics
+        assert f"baseline/bm25f/search/{entity_type}/recall@10" in metrics

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from neo.eval.baselines.base import SearchQuery
 from neo.eval.run_baselines import (
     queries_from_catalog,
     run_rec_baselines,
@@ -111,6 +112,25 @@ def test_search_baselines_per_type(tiny: Catalog) -> None:
     got = run_search_baselines(tiny, queries, ks=(1,), names=["bm25"])
     assert got["baseline/bm25/search/product/recall@1"] == 1.0
     assert got["baseline/bm25/search/brand/recall@1"] == 1.0
+
+
+def test_bm25f_counts_the_title_as_often_as_it_is_told(tmp_path: Path) -> None:
+    """Each description praises the next item's title twice: counted once, the title loses to it."""
+    colors, things = ["red", "green", "blue", "amber"], ["lamp", "chair", "desk", "shelf"]
+    items = [{"id": f"p{n}", "type": "product", "title": f"{colors[n]} {things[n]}",
+              "text": f"pairs with {colors[(n + 1) % 4]} {things[(n + 1) % 4]}, {colors[(n + 1) % 4]} {things[(n + 1) % 4]}"}
+             for n in range(4)]
+    (tmp_path / "dataset.yaml").write_text("name: titles\nentity_types: [product]\n")
+    _write_jsonl(tmp_path / "items.jsonl", items)
+    _write_jsonl(tmp_path / "users.jsonl", [{"id": "u"}])
+    _write_jsonl(tmp_path / "interactions.jsonl", [{"user": "u", "item": "p0", "timestamp": 0}])
+    catalog = Catalog.load(tmp_path)
+    queries = [SearchQuery(item["title"], "product", (item["id"],)) for item in items]
+    got = run_search_baselines(catalog, queries, ks=(1,), names=["bm25", "bm25f"], title_weight=3)
+    assert got["baseline/bm25/search/product/recall@1"] == 0.0
+    assert got["baseline/bm25f/search/product/recall@1"] == 1.0
+    once = run_search_baselines(catalog, queries, ks=(1,), names=["bm25f"])  # title_weight 1: plain BM25
+    assert once["baseline/bm25f/search/product/recall@1"] == 0.0
 
 
 def test_sasrec_options_are_checked() -> None:
