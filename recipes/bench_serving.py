@@ -1,11 +1,13 @@
-"""Serving benchmark: top-k recommendation latency and throughput, micro-batching on versus off.
+"""Serving benchmark: top-k recommendation or search latency and throughput, micro-batching on versus off.
 
     neo run bench_serving checkpoint=random            # random-weight tiny model over the demo world
     neo run bench_serving checkpoint=outputs/demo/instruct bench.clients=[1,8,32]
+    neo run bench_serving checkpoint=random bench.endpoint=search   # searches, fused with the BM25 prior
 
 Two real server processes run on loopback ports, one per mode (on: `max_batch` from
 conf/serve.yaml; off: `max_batch=1`). For each client count, that many threads each send
-`requests_per_client` recommendation requests back to back, alternately to each server, `repeats`
+`requests_per_client` requests (`bench.endpoint`: recommend, or search with 2-3 words of a random
+item's title as the query) back to back, alternately to each server, `repeats`
 times. Reported: median p50/p99 latency and throughput per mode, and the on/off ratios. All traffic
 is loopback, and the run stops measuring after `bench.max_seconds`.
 """
@@ -26,12 +28,15 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from neo.api import find_catalog, read_checkpoint_meta
+from neo.data.catalog import Catalog
 from neo.devices import tune_host_allocator
 from neo.io import write_json
 from neo.serving.process import ServerProcess
 from neo.sids.table import SIDS_DIR, load_tables
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+ENDPOINTS = ("recommend", "search")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -43,6 +48,9 @@ class BenchServingRecipe:
         self.cfg = cfg
         self.bench = cfg.bench
         self.deadline = time.monotonic() + float(self.bench.max_seconds)
+        self.endpoint = str(self.bench.get("endpoint", "recommend"))
+        if self.endpoint not in ENDPOINTS:
+            raise ValueError(f"bench.endpoint: expected one of {list(ENDPOINTS)}, got {self.endpoint!r}")
         self.workdir = Path()
 
     # ----- setup -------------------------------------------------------------------------------------
@@ -57,11 +65,24 @@ class BenchServingRecipe:
         return write_random_checkpoint(self.workdir / "checkpoint", world, seed=0)
 
     def _bodies(self, checkpoint: Path, count: int) -> list[dict[str, Any]]:
-        """Distinct recommendation requests: random histories over all types, target types in rotation."""
+        """Distinct requests, target types in rotation: random histories over all types (recommend), or
+        2-3 words of a random title of the target type (search)."""
         tables = load_tables(checkpoint / SIDS_DIR)
         items = [item for table in tables.values() for item in table.item_ids]
         types = list(tables)
         rng = np.random.default_rng(0)
+        if self.endpoint == "search":
+            catalog = Catalog.load(find_catalog(checkpoint, read_checkpoint_meta(checkpoint)))
+            titles = dict(zip(catalog.items["id"], catalog.items["title"], strict=True))
+            bodies = []
+            for n in range(count):
+                target_type = types[n % len(types)]
+                ids = tables[target_type].item_ids
+                words = titles[ids[int(rng.integers(len(ids)))]].split()
+                start = int(rng.integers(max(len(words) - 1, 1)))
+                query = " ".join(words[start : start + int(rng.integers(2, 4))])
+                bodies.append({"query": query, "target_type": target_type, "k": int(self.bench.k)})
+            return bodies
         length = int(self.bench.history_length)
         return [
             {
@@ -78,7 +99,7 @@ class BenchServingRecipe:
         with httpx.Client(base_url=base_url, timeout=120) as client:
             for body in bodies:
                 started = time.perf_counter()
-                response = client.post("/v1/recommend", json=body)
+                response = client.post(f"/v1/{self.endpoint}", json=body)
                 latencies.append(time.perf_counter() - started)
                 errors += response.status_code != 200
         return latencies, errors
@@ -184,7 +205,8 @@ class BenchServingRecipe:
         per_client = int(self.bench.requests_per_client)
         bodies = self._bodies(checkpoint, max(int(c) for c in self.bench.clients) * per_client)
         print(
-            f"bench_serving: checkpoint {checkpoint}, top-{self.bench.k}, beam width {self.cfg.beam_width}, "
+            f"bench_serving: {self.endpoint}, checkpoint {checkpoint}, top-{self.bench.k}, "
+            f"beam width {self.cfg.beam_width}, "
             f"{per_client} requests per client"
         )
         rows = self._compare(checkpoint, bodies)
