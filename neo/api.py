@@ -30,8 +30,9 @@ import torch
 
 from neo.data.catalog import Catalog
 from neo.decoding.filters import ItemFilters
+from neo.decoding.fusion import FusionBatch, combine
 from neo.decoding.lexical import INDEX_FILE, IndexFit, LexicalPrior, LexicalSettings
-from neo.decoding.prior import PRIOR_FILE, FusionBatch, FusionSettings, ItemPrior
+from neo.decoding.prior import PRIOR_FILE, FusionSettings, ItemPrior
 from neo.decoding.trie import ItemTrie
 from neo.io import write_jsonl
 from neo.sids.table import SIDS_DIR, SIDTable, load_tables
@@ -869,19 +870,20 @@ class Neo:
         searched = [i for i, r in enumerate(requests) if weights[i] and isinstance(r, SearchRequest)]
         if not recommended and not searched:
             return None
-        mass = torch.ones(len(requests), trie.n_nodes + trie.n_leaves, device=trie.device)  # ratio 1: no prior
+        parts = []
         if recommended:
             picked = [requests[i] for i in recommended]
-            mass[recommended] = self.prior.fusion(
+            parts.append((recommended, self.prior.fusion(
                 trie, [[_item_id(e) for e in r.history] for r in picked], [r.target_type for r in picked],
-                self.fusion, fresh=self._fresh,
-            ).mass
+                self.fusion, weights=[weights[i] for i in recommended], fresh=self._fresh,
+            )))
         if searched:
             picked = [requests[i] for i in searched]
-            mass[searched] = self.lexical.fusion(
-                trie, [r.query for r in picked], [r.target_type for r in picked], self.lexical_fusion
-            ).mass
-        return FusionBatch(mass, torch.tensor(weights, dtype=torch.float32, device=trie.device))
+            parts.append((searched, self.lexical.fusion(
+                trie, [r.query for r in picked], [r.target_type for r in picked], self.lexical_fusion,
+                weights=[weights[i] for i in searched],
+            )))
+        return combine(len(requests), parts)  # requests with neither prior get weight 0: the model alone
 
     def _prior_weight(self, request: RecommendRequest | SearchRequest) -> float:
         """The weight of a ranked request's prior: the request's own, else the model's (the transition

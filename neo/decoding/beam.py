@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from neo.decoding.filters import ItemFilters, request_bits
-from neo.decoding.prior import FusionBatch
+from neo.decoding.fusion import FusionBatch
 from neo.decoding.trie import ItemTrie
 
 SCORE_MODES = ("full", "allowed")
@@ -68,10 +68,10 @@ def beam_search_items(
         raise ValueError(f"k must be between 1 and beam_width={beam_width}, got {k}")
     if score_mode not in SCORE_MODES:
         raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
-    if prior is not None and prior.mass.shape != (batch, trie.n_nodes + trie.n_leaves):
+    if prior is not None and (prior.batch_size, prior.width) != (batch, trie.n_nodes + trie.n_leaves):
         raise ValueError(
-            f"prior mass has shape {tuple(prior.mass.shape)}, expected {(batch, trie.n_nodes + trie.n_leaves)} "
-            "(requests x trie nodes + leaves)"
+            f"prior covers {prior.batch_size} requests x {prior.width} positions, expected {batch} x "
+            f"{trie.n_nodes + trie.n_leaves} (requests x trie nodes + leaves)"
         )
     if exclude is not None and len(exclude) != batch:
         raise ValueError(f"exclude has {len(exclude)} lists for {batch} prompts")
@@ -169,11 +169,9 @@ def _prior_log_probs(
     here = node.clamp(max=nodes - 1)
     child = trie.child(here.unsqueeze(1), window.unsqueeze(0))
     child = torch.where(trie.node_is_last[here].unsqueeze(1), nodes + child, child).clamp(max=width - 1)
-    flat = prior.mass.view(-1)
-    offset = fan_out * width
-    child_mass = flat[offset.unsqueeze(1) + child].clamp(min=1e-30)
-    node_mass = flat[offset + here].clamp(min=1e-30)
-    return prior.weight[fan_out].unsqueeze(1) * (child_mass.log() - node_mass.log().unsqueeze(1))
+    node_mass = prior.mass_at(fan_out, here)
+    child_mass = prior.child_mass(fan_out, here, child, node_mass).clamp(min=1e-30)
+    return prior.weight[fan_out].unsqueeze(1) * (child_mass.log() - node_mass.clamp(min=1e-30).log().unsqueeze(1))
 
 
 def _hits(

@@ -47,7 +47,8 @@ import scipy.sparse
 import torch
 
 from neo.data.catalog import Catalog
-from neo.decoding.prior import FusionBatch, settings_from_config
+from neo.decoding.fusion import FusionBatch, sparse_fusion
+from neo.decoding.prior import settings_from_config
 from neo.decoding.trie import ItemTrie
 from neo.io import write_json
 
@@ -122,6 +123,7 @@ class LexicalPrior:
         self.k1, self.b, self.title_weight = k1, b, title_weight
         self._indexes = {entity_type: self._build(entity_type) for entity_type in self.texts}
         self._leaves: tuple[ItemTrie, dict[str, torch.Tensor]] | None = None
+        self._base: tuple[ItemTrie, tuple[torch.Tensor, torch.Tensor]] | None = None  # uniform masses per trie
         self._lock = threading.Lock()
 
     @classmethod
@@ -148,7 +150,7 @@ class LexicalPrior:
             **self._indexes,
             entity_type: grown._build(entity_type) if exact else self._extend(index, new, [texts[i] for i in new]),
         }
-        grown._leaves, grown._lock = None, threading.Lock()
+        grown._leaves, grown._base, grown._lock = None, None, threading.Lock()
         return grown
 
     def _index(self, entity_type: str) -> _TypeIndex:
@@ -246,29 +248,58 @@ class LexicalPrior:
             cached[entity_type] = trie.leaf_ids(entity_type, self._index(entity_type).ids)
         return cached[entity_type]
 
-    def leaf_mass(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
-                  settings: LexicalSettings) -> torch.Tensor:
-        """`q(leaf | query)` over the leaves of each request's type `[B, M]` (rows sum to 1)."""
-        mass = torch.zeros(len(queries), trie.n_leaves, dtype=torch.float32, device=trie.device)
-        for entity_type in dict.fromkeys(entity_types):
-            rows = [r for r, t in enumerate(entity_types) if t == entity_type]
-            first = trie.leaf_offset.get(entity_type)
+    def _uniform(self, trie: ItemTrie) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each type's uniform distribution over its own leaves (one `[M]` vector) and its subtree masses."""
+        with self._lock:
+            if self._base is not None and self._base[0] is trie:
+                return self._base[1]
+        uniform = torch.zeros(trie.n_leaves, dtype=torch.float32, device=trie.device)
+        for entity_type, first in trie.leaf_offset.items():
             count = len(trie.item_ids.get(entity_type, []))
-            if first is None or not count:
+            if count:
+                uniform[first : first + count] = 1.0 / count
+        base = (uniform, trie.subtree_mass(uniform.unsqueeze(0))[0])
+        with self._lock:
+            self._base = (trie, base)
+        return base
+
+    def _match_entries(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
+                       settings: LexicalSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each request's uniform share `[B]` and its BM25 part as (request, leaf, mass) entries: a softmax
+        over the `top` best items that share a word with the query, or nothing (share 1) without one."""
+        share = torch.ones(len(queries), dtype=torch.float32, device=trie.device)
+        rows, leaves, values = [], [], []
+        for entity_type in dict.fromkeys(entity_types):
+            if not trie.item_ids.get(entity_type):
                 raise ValueError(f"type {entity_type!r} has no items in the trie")
-            type_leaves = slice(first, first + count)  # a type's leaves are contiguous
-            mass[rows, type_leaves] = 1.0 / count
-            leaves = self._leaf_ids(trie, entity_type)
-            for row, (items, scores) in zip(rows, self._top_scores(entity_type, [queries[r] for r in rows],
-                                                                   settings.top), strict=True):
-                named = leaves[torch.from_numpy(items)]
+            requests = [r for r, t in enumerate(entity_types) if t == entity_type]
+            named_leaves = self._leaf_ids(trie, entity_type)
+            for request, (items, scores) in zip(
+                requests, self._top_scores(entity_type, [queries[r] for r in requests], settings.top), strict=True
+            ):
+                named = named_leaves[torch.from_numpy(items)]
                 hit = named >= 0
                 if not bool(hit.any()):
                     continue
                 weights = torch.softmax(torch.from_numpy(scores)[hit.cpu()] / settings.temperature, 0)
-                mass[row, type_leaves] *= settings.smoothing
-                mass[row].index_add_(0, named[hit], (1 - settings.smoothing) * weights.to(trie.device))
-        return mass
+                share[request] = settings.smoothing
+                rows.append(torch.full((int(hit.sum()),), request, dtype=torch.int64))
+                leaves.append(named[hit].cpu())
+                values.append((1 - settings.smoothing) * weights)
+        device = trie.device
+        if not rows:
+            empty = torch.zeros(0, dtype=torch.int64, device=device)
+            return share, empty, empty, torch.zeros(0, dtype=torch.float32, device=device)
+        return share, torch.cat(rows).to(device), torch.cat(leaves).to(device), torch.cat(values).to(device)
+
+    def leaf_mass(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
+                  settings: LexicalSettings) -> torch.Tensor:
+        """`q(leaf | query)` over the leaves of each request's type `[B, M]` (rows sum to 1): what `fusion`
+        sums up the trie, whole (for inspection; the beam search reads `fusion`)."""
+        share, rows, leaves, values = self._match_entries(trie, queries, entity_types, settings)
+        uniform = self._uniform(trie)[0]
+        mass = share.unsqueeze(1) * uniform * trie.leaf_type_mask(entity_types)
+        return mass.index_put_((rows, leaves), values, accumulate=True)
 
     def fusion(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
                settings: LexicalSettings, weights: Sequence[float] | None = None) -> FusionBatch:
@@ -276,9 +307,10 @@ class LexicalPrior:
 
         `weights` overrides `settings.weight` per request (0 for rows the prior must not touch).
         """
-        mass = trie.subtree_mass(self.leaf_mass(trie, queries, entity_types, settings))
+        share, rows, leaves, values = self._match_entries(trie, queries, entity_types, settings)
         per_request = [settings.weight] * len(queries) if weights is None else list(weights)
-        return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))
+        weight = torch.tensor(per_request, dtype=torch.float32, device=trie.device)
+        return sparse_fusion(trie, self._uniform(trie)[1], share, rows, leaves, values, weight)
 
 
 INDEX_FILE = "search_index.json"  # in a checkpoint: the title weight training fit for its search index

@@ -33,12 +33,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 from neo.data.catalog import Catalog
 from neo.data.splits import Split, target_of
+from neo.decoding.fusion import FusionBatch, sparse_fusion
 from neo.decoding.trie import ItemTrie
 from neo.io import write_json
 
@@ -54,13 +55,6 @@ class TypePrior:
 
     popularity: dict[str, int]
     successors: dict[str, dict[str, float]]
-
-
-class FusionBatch(NamedTuple):
-    """Per request of a beam search: prior mass of every trie node and leaf `[B, N + M]`, and its weight `[B]`."""
-
-    mass: torch.Tensor
-    weight: torch.Tensor
 
 
 def settings_from_config(cls: type[SettingsT], options: Mapping[str, Any] | None, section: str) -> SettingsT:
@@ -248,13 +242,15 @@ class ItemPrior:
 
     # ----- masses for the beam search ----------------------------------------------------------
     def _tables(self, trie: ItemTrie, fresh: frozenset[str]) -> dict[str, Any]:
-        """Per-trie lookups: each type's smoothed popularity over leaves, leaf ids of items, depth order,
-        and the leaves below parents of `fresh` items."""
+        """Per-trie lookups: every type's smoothed popularity over its own leaves (one `[M]` vector, each
+        type summing to 1) and its subtree masses, leaf ids of items, and the leaves below parents of
+        `fresh` items."""
         cached = self._leaf_tables
         if cached is not None and cached[0] is trie and cached[1] is fresh:
             return cached[2]
-        device, leaves = trie.device, trie.n_leaves
-        popularity, leaf_of, fresh_leaves = {}, {}, []
+        device = trie.device
+        popularity = torch.zeros(trie.n_leaves, dtype=torch.float32)
+        leaf_of, fresh_leaves = {}, []
         for entity_type in trie.vocab.type_names:
             ids = trie.item_ids.get(entity_type, [])
             if not ids:
@@ -262,11 +258,10 @@ class ItemPrior:
             counts = self.types.get(entity_type, TypePrior({}, {})).popularity
             rows = trie.leaves_of(entity_type, ids)
             weights = torch.tensor([counts.get(item, 0) + 1.0 for item in ids], dtype=torch.float32)
-            dense = torch.zeros(leaves, dtype=torch.float32)
-            dense[torch.tensor(rows)] = weights / weights.sum()
-            popularity[entity_type] = dense.to(device)
+            popularity[torch.tensor(rows)] = weights / weights.sum()
             leaf_of[entity_type] = dict(zip(ids, rows, strict=True))
             fresh_leaves.extend(leaf for item, leaf in zip(ids, rows, strict=True) if item in fresh)
+        popularity = popularity.to(device)
         # Siblings of an item added after training are ranked by the model alone: the counts cannot weigh
         # an item that did not exist against its siblings, so below that parent they only say how likely
         # the parent is (a show's new episode competes with the show's other episodes on the model's
@@ -274,39 +269,54 @@ class ItemPrior:
         parent = trie.parent[trie.n_nodes:]
         open_parents = parent[torch.tensor(fresh_leaves, dtype=torch.int64, device=device)].unique()
         neutral = torch.isin(parent, open_parents).nonzero().squeeze(1)
-        tables = {"popularity": popularity, "leaf_of": leaf_of, "neutral": (neutral, parent[neutral])}
+        tables = {"popularity": popularity, "shared": trie.subtree_mass(popularity.unsqueeze(0))[0],
+                  "leaf_of": leaf_of, "neutral": (trie.n_nodes + neutral, parent[neutral])}
         self._leaf_tables = (trie, fresh, tables)
         return tables
 
-    def leaf_mass(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
-                  settings: FusionSettings, fresh: frozenset[str] = frozenset()) -> torch.Tensor:
-        """`q(leaf | history)` over the leaves of each request's type `[B, M]` (rows sum to 1).
+    def _successor_entries(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
+                           settings: FusionSettings, fresh: frozenset[str]
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each request's popularity share `[B]` and its successor part as (request, leaf, mass) entries.
 
         The successor part averages the successor shares of the `settings.recent` most recent items
         (oldest last in `histories`), the last one weighted 1, each earlier one `decay` times less;
         items with no recorded successor drop out, and with none left `q` is popularity alone.
         """
         tables = self._tables(trie, fresh)
-        rows = []
-        for history, entity_type in zip(histories, entity_types, strict=True):
-            if entity_type not in tables["popularity"]:
+        shares, rows, leaves, values = [], [], [], []
+        for request, (history, entity_type) in enumerate(zip(histories, entity_types, strict=True)):
+            if entity_type not in tables["leaf_of"]:
                 raise ValueError(f"type {entity_type!r} has no items in the trie")
-            base = tables["popularity"][entity_type]
             follows = self.types.get(entity_type, TypePrior({}, {})).successors
             leaf_of = tables["leaf_of"][entity_type]
-            chain, total = torch.zeros_like(base), 0.0
+            found, total = [], 0.0
             for age, source in enumerate(reversed(list(history)[-settings.recent:])):
                 known = [(leaf_of[item], n) for item, n in follows.get(source, {}).items() if item in leaf_of]
                 if not known:
                     continue
-                counts = torch.tensor([float(n) for _, n in known], device=base.device)
-                share = settings.decay**age
-                chain.index_add_(0, torch.tensor([leaf for leaf, _ in known], device=base.device),
-                                 share * counts / counts.sum())
+                share, counted = settings.decay**age, sum(float(n) for _, n in known)
+                found.extend((leaf, share * float(n) / counted) for leaf, n in known)
                 total += share
-            row = (1 - settings.smoothing) * chain / total + settings.smoothing * base if total else base
-            rows.append(row)
-        return torch.stack(rows)
+            shares.append(settings.smoothing if total else 1.0)
+            for leaf, mass in found:
+                rows.append(request)
+                leaves.append(leaf)
+                values.append((1 - settings.smoothing) * mass / total)
+        device = trie.device
+        return (torch.tensor(shares, dtype=torch.float32, device=device),
+                torch.tensor(rows, dtype=torch.int64, device=device),
+                torch.tensor(leaves, dtype=torch.int64, device=device),
+                torch.tensor(values, dtype=torch.float32, device=device))
+
+    def leaf_mass(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
+                  settings: FusionSettings, fresh: frozenset[str] = frozenset()) -> torch.Tensor:
+        """`q(leaf | history)` over the leaves of each request's type `[B, M]` (rows sum to 1): what `fusion`
+        sums up the trie, whole (for inspection; the beam search reads `fusion`)."""
+        share, rows, leaves, values = self._successor_entries(trie, histories, entity_types, settings, fresh)
+        popularity = self._tables(trie, fresh)["popularity"]
+        mass = share.unsqueeze(1) * popularity * trie.leaf_type_mask(entity_types)
+        return mass.index_put_((rows, leaves), values, accumulate=True)
 
     def fusion(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
                settings: FusionSettings, weights: Sequence[float] | None = None,
@@ -318,8 +328,8 @@ class ItemPrior:
         recommendations). `fresh` are the items added after training (pass the same object while it
         does not change: the lookups derived from it are cached by identity).
         """
-        mass = trie.subtree_mass(self.leaf_mass(trie, histories, entity_types, settings, fresh))
-        neutral_leaves, their_parents = self._tables(trie, fresh)["neutral"]
-        mass[:, trie.n_nodes + neutral_leaves] = mass[:, their_parents]  # ratio 1: no prior below these parents
+        share, rows, leaves, values = self._successor_entries(trie, histories, entity_types, settings, fresh)
+        tables = self._tables(trie, fresh)
         per_request = [settings.weight] * len(histories) if weights is None else list(weights)
-        return FusionBatch(mass, torch.tensor(per_request, dtype=torch.float32, device=mass.device))
+        weight = torch.tensor(per_request, dtype=torch.float32, device=trie.device)
+        return sparse_fusion(trie, tables["shared"], share, rows, leaves, values, weight, tables["neutral"])

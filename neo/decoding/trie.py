@@ -248,10 +248,18 @@ class ItemTrie:
         )
         return self.node_depth == self.n_levels[node_type] - 1
 
+    def leaf_type_mask(self, entity_types: Sequence[str]) -> torch.Tensor:
+        """float32 `[B, M]`: 1 on the leaves of each request's type (a type's leaves are contiguous)."""
+        mask = torch.zeros(len(entity_types), self.n_leaves, dtype=torch.float32, device=self.device)
+        for row, entity_type in enumerate(entity_types):
+            first = self.leaf_offset[entity_type]
+            mask[row, first : first + len(self.item_ids[entity_type])] = 1.0
+        return mask
+
     def subtree_mass(self, leaf_mass: torch.Tensor) -> torch.Tensor:
         """`[B, N + M]` sums of `leaf_mass [B, M]` over every node's subtree, then the leaves themselves.
 
-        The layout a beam search's prior reads (`neo.decoding.prior.FusionBatch`): the ratio of a child's
+        The layout a beam search's prior reads (`neo.decoding.fusion.FusionBatch`): the ratio of a child's
         mass to its node's is the prior of the child's code, and their product along an item's path is
         the item's own mass.
         """
