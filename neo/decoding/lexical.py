@@ -134,11 +134,11 @@ class LexicalPrior:
 
     def with_items(self, entity_type: str, titles: Mapping[str, str]) -> LexicalPrior:
         """A copy that also indexes new items of `entity_type` by their `titles` (item id -> title, counted
-        `title_weight` times); the other types' indexes are
-        shared. The new items are weighted with the index's own statistics (its idf, updated for them, and
-        mean length), so an addition costs its own items, not the catalog's; once the type has grown by
-        more than `REBUILD_GROWTH` since its last full build, the addition rebuilds it from scratch, so the
-        older items' weights never drift far from an exact BM25."""
+        `title_weight` times); the other types' indexes are shared. The new items are weighted with the
+        index's own statistics (its idf, updated for them, and mean length), so an addition costs its own
+        items, not the catalog's; once the type has grown by more than `REBUILD_GROWTH` since its last full
+        build, the addition rebuilds it from scratch, so the older items' weights never drift far from an
+        exact BM25."""
         texts = {item: ". ".join([title] * self.title_weight) for item, title in titles.items()}
         grown = copy.copy(self)
         grown.texts = {**self.texts, entity_type: {**self.texts.get(entity_type, {}), **texts}}
