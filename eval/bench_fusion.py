@@ -66,7 +66,8 @@ def run(items: int, batch: int, beam: int, repeats: int) -> dict[str, float]:
     return {
         "items": items, "batch": batch, "dense_mb": dense.numel() * 4 / 2**20,
         "sparse_mb": (sparse.keys.numel() * 12 + sparse.parent_keys.numel() * 8 + sparse.child_values.numel() * 4
-                      + sparse.shared[0].numel() * 4) / 2**20,
+                      ) / 2**20,
+        "shared_mb": sparse.shared[0].numel() * 4 / 2**20,
         "dense_build_ms": dense_build, "sparse_build_ms": sparse_build,
         "dense_read_ms": dense_read, "sparse_read_ms": sparse_read,
     }
@@ -81,8 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.items, args.batch, args.beam, args.repeats)
     print(f"{result['items']:,} items, {result['batch']} searches: "
-          f"masses {result['dense_mb']:.0f} MB dense vs {result['sparse_mb']:.1f} MB sparse (of which the "
-          f"shared vector, built once per trie, is {result['items'] * 4 / 2**20:.0f}+ MB)")
+          f"masses per batch {result['dense_mb']:.1f} MB dense vs {result['sparse_mb']:.1f} MB sparse "
+          f"(plus a shared {result['shared_mb']:.1f} MB vector, built once per trie)")
     print(f"build: dense {result['dense_build_ms']:.1f} ms, sparse {result['sparse_build_ms']:.1f} ms "
           f"({result['dense_build_ms'] / result['sparse_build_ms']:.2f}x)")
     print(f"one beam step's reads ({args.beam} beams x 256 codes per search): dense {result['dense_read_ms']:.2f} ms, "

@@ -15,7 +15,8 @@ lets BM25 rank and the model break its near-ties: a model that has learned littl
 (the CPU presets) only adds noise at weight 1, while weights 15-100 tie on validation queries
 (docs/benchmarks.md, session 12), and the high end keeps a weak model from re-ranking broad queries whose
 BM25 scores are close. Lower it for a model that searches well on its own. The beam search applies `q`
-token by token through the trie's subtree masses, exactly as the transition prior (`neo.decoding.prior`).
+token by token through the trie's subtree masses, exactly as the transition prior (`neo.decoding.prior`),
+stored sparse (`neo.decoding.fusion`).
 
 The index is built from the catalog's item text when a checkpoint is loaded (title, text and the
 titles of linked items, `Catalog.search_texts`: what the BM25 baseline indexes), per entity type, with the
