@@ -34,6 +34,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise
 
 
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON document at `path`; an unreadable or malformed one is refused with the file and `what` it
+    should have been named."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable {what} ({error})") from error
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
     with atomic_open(path) as handle:
         json.dump(obj, handle, indent=indent, sort_keys=False)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -51,7 +50,7 @@ from neo.data.catalog import Catalog
 from neo.decoding.fusion import FusionBatch, sparse_fusion
 from neo.decoding.prior import settings_from_config
 from neo.decoding.trie import ItemTrie
-from neo.io import write_json
+from neo.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 REBUILD_GROWTH = 0.1  # items added since a type's last full build, as a share of it, before the next one
@@ -358,10 +357,7 @@ class IndexFit:
     def load(cls, path: str | os.PathLike) -> IndexFit:
         """Read a file written by `save`; a malformed one is refused with the file and field named."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: not a readable search index file ({error})") from error
+        raw = read_json(path, "search index file")
         weight = raw.get("title_weight") if isinstance(raw, dict) else None
         if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
             raise ValueError(f"{path}: title_weight: expected an integer >= 1, got {weight!r}")

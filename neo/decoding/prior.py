@@ -27,7 +27,6 @@ the training recipe writes them next to the checkpoint (`PRIOR_FILE`), so servin
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,7 +40,7 @@ from neo.data.catalog import Catalog
 from neo.data.splits import Split, target_of
 from neo.decoding.fusion import FusionBatch, sparse_fusion
 from neo.decoding.trie import ItemTrie
-from neo.io import write_json
+from neo.io import read_json, write_json
 
 PRIOR_FILE = "item_prior.json"
 PRIOR_VERSION = 1
@@ -221,10 +220,7 @@ class ItemPrior:
     def load(cls, path: str | os.PathLike) -> ItemPrior:
         """Read a file written by `save`; a malformed one is refused with the file and field named."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: not a readable item prior ({error})") from error
+        raw = read_json(path, "item prior")
         version = raw.get("version") if isinstance(raw, dict) else type(raw).__name__
         if version != PRIOR_VERSION:
             raise ValueError(f"{path}: expected an item prior of version {PRIOR_VERSION}, got {version!r}")
