@@ -36,7 +36,6 @@ import os
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,34 +93,47 @@ class LexicalSettings:
 
 
 class _TypeIndex(NamedTuple):
-    """One entity type's index: item ids, token -> column, BM25 weights `[items, tokens]` (sparse), and the
-    statistics new items are weighted with: items per token, mean item length, items at the last full build."""
+    """One entity type's index: item ids, token -> column, BM25 weights `[items, tokens]` (sparse CSC) with
+    the term count behind each weight (aligned with `weights.data`) and each item's length, so the index can
+    be reweighted exactly without its texts; and the statistics new items are weighted with until then:
+    items per token, mean item length and items at the last full weighting."""
 
     ids: list[str]
     vocab: dict[str, int]
     weights: scipy.sparse.csc_matrix
+    counts: np.ndarray
+    lengths: np.ndarray
     doc_freq: np.ndarray
     average_length: float
     built: int
 
 
 def _empty_index() -> _TypeIndex:
-    return _TypeIndex([], {}, scipy.sparse.csc_matrix((0, 0), dtype=np.float32), np.zeros(0), 1.0, 0)
+    return _TypeIndex([], {}, scipy.sparse.csc_matrix((0, 0), dtype=np.float32), np.zeros(0, dtype=np.uint16),
+                      np.zeros(0, dtype=np.float32), np.zeros(0), 1.0, 0)
+
+
+def _widen(matrix: scipy.sparse.csc_matrix, columns: int) -> scipy.sparse.csc_matrix:
+    """`matrix` with empty columns appended up to `columns` (words first seen in newer items)."""
+    indptr = np.concatenate([matrix.indptr, np.full(columns - matrix.shape[1], matrix.indptr[-1])])
+    return scipy.sparse.csc_matrix((matrix.data, matrix.indices, indptr), shape=(matrix.shape[0], columns))
 
 
 class LexicalPrior:
-    """Per entity type, a BM25 index over item text (bm25s, Lucene variant, English stopwords)."""
+    """Per entity type, a BM25 index over item text (Lucene's BM25 with bm25s's tokenizer and English
+    stopwords, the BM25 baseline's)."""
 
     def __init__(self, texts: Mapping[str, Mapping[str, str]], k1: float = 1.5, b: float = 0.75,
                  title_weight: int = 1):
-        """Index `texts` (entity type -> item id -> text) now, so no search waits for an index.
-        `title_weight`: how many times the title counts in the texts (`Catalog.search_texts`); items added
-        later (`with_items`, known by their titles) are indexed with their titles counted as often."""
+        """Index `texts` (entity type -> item id -> text) now, so no search waits for an index; the texts
+        are not kept (the index holds term counts). `title_weight`: how many times the title counts in the
+        texts (`Catalog.search_texts`); items added later (`with_items`, known by their titles) are indexed
+        with their titles counted as often."""
         if title_weight < 1:
             raise ValueError(f"title_weight must be >= 1, got {title_weight}")
-        self.texts = {entity_type: dict(items) for entity_type, items in texts.items()}
         self.k1, self.b, self.title_weight = k1, b, title_weight
-        self._indexes = {entity_type: self._build(entity_type) for entity_type in self.texts}
+        self._indexes = {entity_type: self._build(entity_type, list(items), list(items.values()))
+                         for entity_type, items in texts.items()}
         self._leaves: tuple[ItemTrie, dict[str, torch.Tensor]] | None = None
         self._base: tuple[ItemTrie, tuple[torch.Tensor, torch.Tensor]] | None = None  # uniform masses per trie
         self._lock = threading.Lock()
@@ -133,82 +145,104 @@ class LexicalPrior:
         return cls(texts, title_weight=title_weight)
 
     def with_items(self, entity_type: str, titles: Mapping[str, str]) -> LexicalPrior:
-        """A copy that also indexes new items of `entity_type` by their `titles` (item id -> title, counted
-        `title_weight` times); the other types' indexes are shared. The new items are weighted with the
-        index's own statistics (its idf, updated for them, and mean length), so an addition costs its own
-        items, not the catalog's; once the type has grown by more than `REBUILD_GROWTH` since its last full
-        build, the addition rebuilds it from scratch, so the older items' weights never drift far from an
-        exact BM25."""
-        texts = {item: ". ".join([title] * self.title_weight) for item, title in titles.items()}
-        grown = copy.copy(self)
-        grown.texts = {**self.texts, entity_type: {**self.texts.get(entity_type, {}), **texts}}
+        """A copy that also indexes items of `entity_type` by their `titles` (item id -> title, counted
+        `title_weight` times; an id already indexed is re-indexed by its new title); the other types'
+        indexes are shared. New items are weighted with the index's own statistics (its idf, updated for
+        them, and mean length), so an addition costs its own items, not the catalog's; once the type has
+        grown by more than `REBUILD_GROWTH` since its last full weighting, or an item is re-indexed, every
+        item is reweighted from the term counts, so the older items' weights never drift far from an exact
+        BM25."""
+        if not titles:
+            return self
         index = self._index(entity_type)
-        indexed = set(index.ids)
-        new = [i for i in texts if i not in indexed]
-        exact = len(new) < len(texts) or len(index.ids) + len(new) - index.built > REBUILD_GROWTH * index.built
-        grown._indexes = {
-            **self._indexes,
-            entity_type: grown._build(entity_type) if exact else self._extend(index, new, [texts[i] for i in new]),
-        }
+        vocab = dict(index.vocab)
+        added, lengths = self._term_counts([". ".join([title] * self.title_weight) for title in titles.values()],
+                                           vocab)
+        old = _widen(index.weights, len(vocab))
+        old_counts = scipy.sparse.csc_matrix((index.counts, old.indices, old.indptr), shape=old.shape)
+        indexed = {item: row for row, item in enumerate(index.ids)}
+        replaced = [indexed[item] for item in titles if item in indexed]
+        items = len(index.ids) - len(replaced) + len(titles)
+        grown = copy.copy(self)
+        if replaced or items - index.built > REBUILD_GROWTH * index.built:
+            keep = np.ones(len(index.ids), dtype=bool)
+            keep[replaced] = False
+            counts = scipy.sparse.vstack([old_counts[keep], added], format="csc")
+            ids = [item for item, kept in zip(index.ids, keep, strict=True) if kept] + list(titles)
+            grown_index = self._weigh(ids, vocab, counts, np.concatenate([index.lengths[keep], lengths]))
+        else:
+            doc_freq = np.zeros(len(vocab))
+            doc_freq[: len(index.doc_freq)] = index.doc_freq
+            doc_freq += np.diff(added.indptr)  # items per column among the new ones
+            new_weights = self._bm25(added, lengths, doc_freq, items, index.average_length)
+            weights = scipy.sparse.vstack([old, new_weights], format="csc")
+            counts = scipy.sparse.vstack([old_counts, added], format="csc")
+            grown_index = _TypeIndex(index.ids + list(titles), vocab, weights, counts.data.astype(np.uint16),
+                                     np.concatenate([index.lengths, lengths]), doc_freq, index.average_length,
+                                     index.built)
+        grown._indexes = {**self._indexes, entity_type: grown_index}
         grown._leaves, grown._base, grown._lock = None, None, threading.Lock()
         return grown
 
     def _index(self, entity_type: str) -> _TypeIndex:
         return self._indexes.get(entity_type) or _empty_index()
 
-    def _build(self, entity_type: str) -> _TypeIndex:
-        """bm25s indexes the texts; its per (token, item) BM25 weights become one sparse matrix, so a
-        batch of queries is scored with one sparse product (bm25s's own `retrieve` takes ~0.2 s per
-        query at 1M items)."""
-        bm25s = import_bm25s()
-        ids = list(self.texts.get(entity_type, {}))
+    def terms(self, entity_type: str, item_id: str) -> dict[str, int]:
+        """The words one item is indexed by, with their counts: what a query can find it by."""
+        index = self._index(entity_type)
+        try:
+            row = index.ids.index(item_id)
+        except ValueError:
+            raise KeyError(f"{item_id!r} is not in the {entity_type!r} search index") from None
+        counts = scipy.sparse.csc_matrix((index.counts, index.weights.indices, index.weights.indptr),
+                                         shape=index.weights.shape).getrow(row)
+        words = {column: word for word, column in index.vocab.items()}
+        return {words[column]: int(count) for column, count in zip(counts.indices, counts.data, strict=True)}
+
+    @staticmethod
+    def _term_counts(texts: Sequence[str], vocab: dict[str, int]) -> tuple[scipy.sparse.csc_matrix, np.ndarray]:
+        """Term counts `[texts, vocab]` (CSC) and token lengths of `texts`, tokenized as bm25s does; words not
+        in `vocab` are added to it."""
+        tokens = import_bm25s().tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+        rows = np.repeat(np.arange(len(tokens)), [len(words) for words in tokens])
+        columns = np.fromiter((vocab.setdefault(word, len(vocab)) for words in tokens for word in words),
+                              dtype=np.int64, count=len(rows))
+        counts = scipy.sparse.csc_matrix((np.ones(len(rows), dtype=np.float32), (rows, columns)),
+                                         shape=(len(tokens), len(vocab)))
+        counts.sum_duplicates()
+        return counts, np.array([len(words) for words in tokens], dtype=np.float32)
+
+    def _bm25(self, counts: scipy.sparse.csc_matrix, lengths: np.ndarray, doc_freq: np.ndarray, items: int,
+              average_length: float) -> scipy.sparse.csc_matrix:
+        """Lucene's BM25 weight of every counted term: idf = ln(1 + (N - df + 0.5) / (df + 0.5)) times
+        tf / (tf + k1 * (1 - b + b * length / mean length)), on the structure of `counts`."""
+        idf = np.log1p((items - doc_freq + 0.5) / (doc_freq + 0.5))
+        column = np.repeat(np.arange(counts.shape[1]), np.diff(counts.indptr))
+        tf = counts.data.astype(np.float64)
+        norm = self.k1 * (1 - self.b + self.b * lengths[counts.indices] / average_length)
+        weights = (idf[column] * tf / (tf + norm)).astype(np.float32)
+        return scipy.sparse.csc_matrix((weights, counts.indices, counts.indptr), shape=counts.shape)
+
+    def _weigh(self, ids: list[str], vocab: dict[str, int], counts: scipy.sparse.csc_matrix,
+               lengths: np.ndarray) -> _TypeIndex:
+        """A fully weighted index: statistics over every item, weights computed from them."""
+        doc_freq = np.diff(counts.indptr).astype(np.float64)
+        average_length = max(float(lengths.mean()), 1.0) if len(ids) else 1.0
+        weights = self._bm25(counts, lengths, doc_freq, len(ids), average_length)
+        return _TypeIndex(ids, vocab, weights, counts.data.astype(np.uint16), lengths, doc_freq, average_length,
+                          len(ids))
+
+    def _build(self, entity_type: str, ids: list[str], texts: list[str]) -> _TypeIndex:
+        """The index of one type from its texts: one sparse matrix of weights, so a batch of queries is
+        scored with one sparse product (bm25s's own `retrieve` takes ~0.2 s per query at 1M items)."""
         if not ids:
             return _empty_index()
         started = time.perf_counter()
-        index = bm25s.BM25(k1=self.k1, b=self.b)
-        tokens = bm25s.tokenize([self.texts[entity_type][i] for i in ids], stopwords="en", show_progress=False)
-        index.index(tokens, show_progress=False)
-        scores = index.scores  # CSC over tokens: column t holds the items containing token t and their weights
-        columns = len(scores["indptr"]) - 1  # bm25s's vocabulary also holds '', past the last column
-        weights = scipy.sparse.csc_matrix(
-            (scores["data"], scores["indices"], scores["indptr"]), shape=(len(ids), columns)
-        )
+        vocab: dict[str, int] = {}
+        counts, lengths = self._term_counts(texts, vocab)
+        index = self._weigh(ids, vocab, counts, lengths)
         log.info("search index of %d %s items built in %.1f s", len(ids), entity_type, time.perf_counter() - started)
-        average_length = max(sum(len(t) for t in tokens.ids) / len(ids), 1.0)
-        return _TypeIndex(ids, {w: t for w, t in index.vocab_dict.items() if t < columns}, weights,
-                          np.diff(weights.indptr).astype(np.float64), average_length, len(ids))
-
-    def _extend(self, index: _TypeIndex, ids: list[str], texts: list[str]) -> _TypeIndex:
-        """`index` plus rows for new items: Lucene's BM25 weight of each of their words, idf over all items
-        now indexed, length normalised by the mean length of the last full build."""
-        tokens = import_bm25s().tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
-        vocab = dict(index.vocab)
-        for words in tokens:
-            for word in words:
-                vocab.setdefault(word, len(vocab))
-        doc_freq = np.zeros(len(vocab))
-        doc_freq[: len(index.doc_freq)] = index.doc_freq
-        for words in tokens:
-            for word in set(words):
-                doc_freq[vocab[word]] += 1
-        items = len(index.ids) + len(ids)
-        rows, columns, values = [], [], []
-        for row, words in enumerate(tokens):
-            norm = self.k1 * (1 - self.b + self.b * len(words) / index.average_length)
-            for word, tf in Counter(words).items():
-                token = vocab[word]
-                idf = math.log(1 + (items - doc_freq[token] + 0.5) / (doc_freq[token] + 0.5))
-                rows.append(row)
-                columns.append(token)
-                values.append(idf * tf / (tf + norm))
-        old = index.weights
-        widened = scipy.sparse.csc_matrix(  # the same columns plus empty ones for new words
-            (old.data, old.indices, np.concatenate([old.indptr, np.full(len(vocab) - old.shape[1], old.indptr[-1])])),
-            shape=(old.shape[0], len(vocab)),
-        )
-        added = scipy.sparse.csc_matrix((values, (rows, columns)), shape=(len(ids), len(vocab)), dtype=np.float32)
-        weights = scipy.sparse.vstack([widened, added], format="csc")
-        return _TypeIndex(index.ids + ids, vocab, weights, doc_freq, index.average_length, index.built)
+        return index
 
     def _top_scores(self, entity_type: str, queries: Sequence[str], top: int
                     ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 import torch
@@ -45,10 +46,10 @@ def bm25(query: list[str], docs: list[list[str]], k1: float = 1.5, b: float = 0.
     return scores
 
 
-def expected_mass(lexical: LexicalPrior, entity_type: str, ids: list[str], query: str,
-                  settings: LexicalSettings) -> dict[str, float]:
-    """q by hand: (1 - s) * softmax(bm25 / T) over items sharing a word, plus s / M everywhere."""
-    docs = [lexical.texts[entity_type][i].lower().split() for i in ids]
+def expected_mass(ids: list[str], query: str, settings: LexicalSettings) -> dict[str, float]:
+    """q by hand over a type's items `ids` (in table order, so item n's text is `item_text(n)`):
+    (1 - s) * softmax(bm25 / T) over items sharing a word, plus s / M everywhere."""
+    docs = [item_text(n).lower().split() for n in range(len(ids))]
     scores = bm25(query.lower().split(), docs)
     hits = {i: s for i, s in zip(ids, scores, strict=True) if s > 0}
     if not hits:
@@ -69,7 +70,7 @@ def test_leaf_masses_are_bm25_softmax_mixed_with_uniform(lexical, tables, trie, 
     for row, entity_type in enumerate(["a", "b"]):
         ids = tables[entity_type].item_ids
         leaves = torch.tensor(trie.leaves_of(entity_type, ids))
-        expected = expected_mass(lexical, entity_type, ids, query, settings)
+        expected = expected_mass(ids, query, settings)
         torch.testing.assert_close(mass[row, leaves], torch.tensor([expected[i] for i in ids]))
         assert float(mass[row].sum()) == pytest.approx(1.0)  # nothing outside the request's type
 
@@ -82,7 +83,7 @@ def test_fused_search_scores_equal_brute_force(bigram, vocab, tables, trie, lexi
                              beam_width=60, prior=fusion)
     for request, (entity_type, query) in enumerate(zip(["a", "b"], queries, strict=True)):
         model = brute_force(bigram, vocab, tables[entity_type], vocab.open_id(entity_type), "full")
-        q = expected_mass(lexical, entity_type, tables[entity_type].item_ids, query, settings)
+        q = expected_mass(tables[entity_type].item_ids, query, settings)
         expected = {i: model[i] + 0.8 * math.log(q[i]) for i in model}
         best = sorted(expected, key=expected.get, reverse=True)[:12]
         assert [h.item_id for h in hits[request]] == best
@@ -100,14 +101,18 @@ def test_a_heavy_prior_finds_the_item_by_its_own_word(bigram, tables, trie, lexi
 def test_items_added_later_are_indexed_by_their_titles(tables, trie, lexical) -> None:
     ids = tables["a"].item_ids
     grown = lexical.with_items("a", {ids[4]: "zircon"})  # an item the index did not hold, in the trie
-    shrunk = LexicalPrior({"a": {i: item_text(n) for n, i in enumerate(ids) if i != ids[4]}, "b": lexical.texts["b"]})
+    b_texts = {i: item_text(n) for n, i in enumerate(tables["b"].item_ids)}
+    shrunk = LexicalPrior({"a": {i: item_text(n) for n, i in enumerate(ids) if i != ids[4]}, "b": b_texts})
     before = shrunk.leaf_mass(trie, ["zircon"], ["a"], LexicalSettings())
     after = shrunk.with_items("a", {ids[4]: "zircon"}).leaf_mass(trie, ["zircon"], ["a"], LexicalSettings())
     leaf = trie.leaves_of("a", [ids[4]])[0]
     assert float(before[0, leaf]) == pytest.approx(1 / len(ids))  # unknown word: uniform
     assert float(after[0, leaf]) == pytest.approx(0.9 + 0.1 / len(ids))
     assert float(shrunk.leaf_mass(trie, ["zircon"], ["a"], LexicalSettings())[0, leaf]) == pytest.approx(1 / len(ids))
-    assert grown.texts["a"][ids[4]] == "zircon" and lexical.texts["a"][ids[4]] == item_text(4)
+    assert grown.terms("a", ids[4]) == {"zircon": 1}  # re-indexed by its new title
+    assert lexical.terms("a", ids[4]) == Counter(item_text(4).split())  # "ember ember own4"
+    with pytest.raises(KeyError, match="'nope' is not in the 'a' search index"):
+        lexical.terms("a", "nope")
 
 
 def test_additions_are_weighted_with_the_index_statistics_until_a_rebuild_is_due() -> None:
@@ -198,8 +203,42 @@ def test_the_fit_survives_its_file_and_a_bad_file_is_named(tmp_path) -> None:
 def test_items_added_later_count_their_titles_as_often_as_the_index_does() -> None:
     prior = LexicalPrior({"t": {f"i{n}": f"{WORDS[n % 5]} filler" for n in range(20)}}, title_weight=3)
     grown = prior.with_items("t", {"new": "zircon lamp"})
-    assert grown.texts["t"]["new"] == "zircon lamp. zircon lamp. zircon lamp"
+    assert grown.terms("t", "new") == {"zircon": 3, "lamp": 3}
     index = grown._index("t")
     assert index.weights[20, index.vocab["zircon"]] > 0
     with pytest.raises(ValueError, match="title_weight must be >= 1"):
         LexicalPrior({}, title_weight=0)
+
+
+def test_the_index_scores_as_bm25s_does_and_reweighs_exactly_after_growth() -> None:
+    """neo weighs terms itself (to reweigh without the texts); its scores must stay the BM25 baseline's."""
+    from neo.decoding.lexical import import_bm25s
+
+    bm25s = import_bm25s()
+    texts = [f"{WORDS[n % 5]} {WORDS[(n * 3) % 5]} {WORDS[(n * 3) % 5]} the of item{n % 7}" for n in range(30)]
+    texts[4] = "the of and"  # nothing but stopwords
+    queries = ["amber cobalt", "item3 dune dune", "ember"]
+
+    def reference(docs: list[str]) -> list[list[float]]:
+        engine = bm25s.BM25()
+        engine.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+        tokens = bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
+        return [engine.get_scores(words).tolist() for words in tokens]
+
+    def scores(prior: LexicalPrior, count: int) -> list[list[float]]:
+        out = []
+        for items, values in prior._top_scores("t", queries, count):
+            row = [0.0] * count
+            for item, value in zip(items.tolist(), values.tolist(), strict=True):
+                row[int(prior._index("t").ids[item][1:])] = value
+            out.append(row)
+        return out
+
+    prior = LexicalPrior({"t": {f"i{n}": text for n, text in enumerate(texts)}})
+    for ours, theirs in zip(scores(prior, 30), reference(texts), strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+    extra = [f"{WORDS[n % 5]} novel{n}" for n in range(5)]  # +5 > 10% of 30: every item reweighed
+    grown = prior.with_items("t", {f"i{30 + n}": text for n, text in enumerate(extra)})
+    assert grown._index("t").built == 35
+    for ours, theirs in zip(scores(grown, 35), reference(texts + extra), strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
