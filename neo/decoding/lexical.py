@@ -370,8 +370,14 @@ class IndexSettings:
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> IndexSettings:
-        settings = settings_from_config(cls, options, "search_index")
-        return dataclasses.replace(settings, title_weights=tuple(int(w) for w in settings.title_weights))
+        options = dict(options or {})
+        if "title_weights" in options:
+            try:
+                options["title_weights"] = tuple(int(w) for w in options["title_weights"])
+            except (TypeError, ValueError):
+                raise ValueError(f"search_index.title_weights: expected integers >= 1, "
+                                 f"got {options['title_weights']!r}") from None
+        return settings_from_config(cls, options, "search_index")
 
 
 @dataclass(frozen=True)

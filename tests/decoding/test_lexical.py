@@ -197,6 +197,8 @@ def test_the_fit_survives_its_file_and_a_bad_file_is_named(tmp_path) -> None:
         IndexFit.load(path)
     with pytest.raises(ValueError, match=r"search_index.title_weights: expected integers >= 1, got \[0, 2\]"):
         IndexSettings.from_config({"title_weights": [0, 2]})
+    with pytest.raises(ValueError, match=r"search_index.title_weights: expected integers >= 1, got \['x'\]"):
+        IndexSettings.from_config({"title_weights": ["x"]})
     assert IndexSettings.from_config({"title_weights": [1, 4]}).title_weights == (1, 4)
 
 
