@@ -113,6 +113,11 @@ def _empty_index() -> _TypeIndex:
                       np.zeros(0, dtype=np.float32), np.zeros(0), 1.0, 0)
 
 
+def _compact_counts(counts: np.ndarray) -> np.ndarray:
+    """Term counts as uint16 (2 bytes a term), capped where they would wrap: BM25 has long saturated there."""
+    return np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
+
+
 def _widen(matrix: scipy.sparse.csc_matrix, columns: int) -> scipy.sparse.csc_matrix:
     """`matrix` with empty columns appended up to `columns` (words first seen in newer items)."""
     indptr = np.concatenate([matrix.indptr, np.full(columns - matrix.shape[1], matrix.indptr[-1])])
@@ -177,7 +182,7 @@ class LexicalPrior:
             new_weights = self._bm25(added, lengths, doc_freq, items, index.average_length)
             weights = scipy.sparse.vstack([old, new_weights], format="csc")
             counts = scipy.sparse.vstack([old_counts, added], format="csc")
-            grown_index = _TypeIndex(index.ids + list(titles), vocab, weights, counts.data.astype(np.uint16),
+            grown_index = _TypeIndex(index.ids + list(titles), vocab, weights, _compact_counts(counts.data),
                                      np.concatenate([index.lengths, lengths]), doc_freq, index.average_length,
                                      index.built)
         grown._indexes = {**self._indexes, entity_type: grown_index}
@@ -229,7 +234,7 @@ class LexicalPrior:
         doc_freq = np.diff(counts.indptr).astype(np.float64)
         average_length = max(float(lengths.mean()), 1.0) if len(ids) else 1.0
         weights = self._bm25(counts, lengths, doc_freq, len(ids), average_length)
-        return _TypeIndex(ids, vocab, weights, counts.data.astype(np.uint16), lengths, doc_freq, average_length,
+        return _TypeIndex(ids, vocab, weights, _compact_counts(counts.data), lengths, doc_freq, average_length,
                           len(ids))
 
     def _build(self, entity_type: str, ids: list[str], texts: list[str]) -> _TypeIndex:
