@@ -462,6 +462,8 @@ class Neo:
         prior_path = directory / PRIOR_FILE
         # the title weight training fit for the search index; checkpoints from before it was saved count it once
         title_weight = IndexFit.load(directory / INDEX_FILE).title_weight if (directory / INDEX_FILE).exists() else 1
+        log.info("search index: each title counted %d time(s)%s", title_weight,
+                 "" if (directory / INDEX_FILE).exists() else f" (no {INDEX_FILE} in the checkpoint)")
         return cls(
             model,
             tokenizer,
