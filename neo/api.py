@@ -461,9 +461,10 @@ class Neo:
             lexical_fusion = LexicalSettings.from_config(_nested(meta, "config", "eval", "settings", "lexical"))
         prior_path = directory / PRIOR_FILE
         # the title weight training fit for the search index; checkpoints from before it was saved count it once
-        title_weight = IndexFit.load(directory / INDEX_FILE).title_weight if (directory / INDEX_FILE).exists() else 1
+        fitted = (directory / INDEX_FILE).exists()
+        title_weight = IndexFit.load(directory / INDEX_FILE).title_weight if fitted else 1
         log.info("search index: each title counted %d time(s)%s", title_weight,
-                 "" if (directory / INDEX_FILE).exists() else f" (no {INDEX_FILE} in the checkpoint)")
+                 "" if fitted else f" (no {INDEX_FILE} in the checkpoint)")
         return cls(
             model,
             tokenizer,

@@ -50,6 +50,13 @@ class FusionBatch(NamedTuple):
     def width(self) -> int:
         return int(self.shared[0].shape[0])
 
+    def _base(self, table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The shared vector `table` (per request, broadcast against `positions`) read at `positions`."""
+        base = self.shared[0][positions]
+        for index, shared in enumerate(self.shared[1:], start=1):
+            base = torch.where(table == index, shared[positions], base)
+        return base
+
     def mass_at(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Mass of `positions` (trie nodes, then N + leaf) for requests `rows` (broadcast against them)."""
         rows = rows.expand_as(positions) if rows.dim() < positions.dim() else rows
@@ -58,11 +65,7 @@ class FusionBatch(NamedTuple):
             slot = torch.searchsorted(self.neutral, positions).clamp(max=self.neutral.numel() - 1)
             moved = (self.neutral[slot] == positions) & self.redirects[rows]
             positions = torch.where(moved, self.neutral_parent[slot], positions)
-        table = self.table[rows]
-        base = self.shared[0][positions]
-        for index, shared in enumerate(self.shared[1:], start=1):
-            base = torch.where(table == index, shared[positions], base)
-        mass = self.share[rows] * base
+        mass = self.share[rows] * self._base(self.table[rows], positions)
         if self.keys.numel():
             flat = rows * self.width + positions
             slot = torch.searchsorted(self.keys, flat).clamp(max=self.keys.numel() - 1)
@@ -76,11 +79,7 @@ class FusionBatch(NamedTuple):
         once, its children's sparse masses come as one row of `child_values`, so a step costs R lookups
         rather than R x window. Below an open parent (on requests that redirect) every child reads the
         node's mass: ratio 1."""
-        table = self.table[rows].unsqueeze(1)
-        base = self.shared[0][children]
-        for index, shared in enumerate(self.shared[1:], start=1):
-            base = torch.where(table == index, shared[children], base)
-        mass = self.share[rows].unsqueeze(1) * base
+        mass = self.share[rows].unsqueeze(1) * self._base(self.table[rows].unsqueeze(1), children)
         if self.parent_keys.numel():
             flat = rows * self.width + nodes
             slot = torch.searchsorted(self.parent_keys, flat).clamp(max=self.parent_keys.numel() - 1)

@@ -186,16 +186,21 @@ def training_queries(
     return [q for q in found if q.split == "train"]
 
 
+def _query_settings(cfg: Mapping[str, Any] | None) -> tuple[str, int, int]:
+    """(synthetic mode, generator seed, queries per item) of a search task config, with their defaults."""
+    cfg = cfg or {}
+    return str(cfg.get("synthetic", "auto")), int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3))
+
+
 def configured_training_queries(catalog: Catalog, cfg: Mapping[str, Any] | None) -> list[Query]:
     """The training queries of a search task configured by `cfg` (`tasks.tasks.search`): what training
     fits the checkpoint's search index on (`neo.decoding.lexical.fit_index`), as well as the examples."""
-    cfg = cfg or {}
-    return training_queries(catalog, str(cfg.get("synthetic", "auto")), seed=int(cfg.get("synthetic_seed", 0)),
-                            per_item=int(cfg.get("per_item", 3)))
+    synthetic, seed, per_item = _query_settings(cfg)
+    return training_queries(catalog, synthetic, seed=seed, per_item=per_item)
 
 
 def _train_index(ctx: TaskContext, cfg: Mapping[str, Any]) -> dict[str, Query]:
-    key = ("search", str(cfg.get("synthetic", "auto")), int(cfg.get("synthetic_seed", 0)), int(cfg.get("per_item", 3)))
+    key = ("search", *_query_settings(cfg))
     if key not in ctx.memo:
         found = configured_training_queries(ctx.catalog, cfg)
         ctx.memo[key] = {q.id: q for q in found if q.type in ctx.tables}
