@@ -98,12 +98,34 @@ class FusionBatch(NamedTuple):
         return self.mass_at(rows, positions)
 
 
-def sparse_fusion(trie: ItemTrie, shared: torch.Tensor, share: torch.Tensor, rows: torch.Tensor,
-                  leaves: torch.Tensor, values: torch.Tensor, weight: torch.Tensor,
+class PriorEntries(NamedTuple):
+    """A batch's prior before it is summed up the trie, as both priors build it: each request's share of
+    the per-type base distribution, and the leaves it singles out as (request, leaf, mass) entries."""
+
+    share: torch.Tensor  # float32 [B]
+    rows: torch.Tensor  # int64 [E]
+    leaves: torch.Tensor  # int64 [E]
+    values: torch.Tensor  # float32 [E]
+
+    def leaf_mass(self, trie: ItemTrie, base: torch.Tensor, entity_types: Sequence[str]) -> torch.Tensor:
+        """`q(leaf)` over the leaves of each request's type `[B, M]`, whole (for inspection and tests), from
+        the base distribution `base [M]` (each type's part summing to 1)."""
+        mass = self.share.unsqueeze(1) * base * trie.leaf_type_mask(entity_types)
+        return mass.index_put_((self.rows, self.leaves), self.values, accumulate=True)
+
+
+def request_weights(default: float, count: int, weights: Sequence[float] | None, device: torch.device
+                    ) -> torch.Tensor:
+    """float32 `[B]`: the prior's weight per request, `weights` where given, else `default` for all."""
+    return torch.tensor([default] * count if weights is None else list(weights), dtype=torch.float32, device=device)
+
+
+def sparse_fusion(trie: ItemTrie, shared: torch.Tensor, entries: PriorEntries, weight: torch.Tensor,
                   neutral: tuple[torch.Tensor, torch.Tensor] | None = None) -> FusionBatch:
-    """A batch whose request `i` has mass `share[i] * shared + (values at leaves of rows == i)`, summed up
-    the trie: each singled-out leaf adds its value to every ancestor. `neutral` = (positions, their
-    parents) read the parent's mass on every request."""
+    """A batch whose request `i` has mass `share[i] * shared + (its entries' values)`, summed up the trie:
+    each singled-out leaf adds its value to every ancestor. `neutral` = (positions, their parents) read
+    the parent's mass on every request."""
+    share, rows, leaves, values = entries
     device = trie.device
     width = trie.n_nodes + trie.n_leaves
     parts_rows, parts_positions, parts_values = [rows], [leaves + trie.n_nodes], [values]

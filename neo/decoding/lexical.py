@@ -46,7 +46,7 @@ import scipy.sparse
 import torch
 
 from neo.data.catalog import Catalog
-from neo.decoding.fusion import FusionBatch, sparse_fusion
+from neo.decoding.fusion import FusionBatch, PriorEntries, request_weights, sparse_fusion
 from neo.decoding.prior import settings_from_config
 from neo.decoding.trie import ItemTrie
 from neo.io import read_json, write_json
@@ -303,7 +303,7 @@ class LexicalPrior:
         return base
 
     def _match_entries(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
-                       settings: LexicalSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                       settings: LexicalSettings) -> PriorEntries:
         """Each request's uniform share `[B]` and its BM25 part as (request, leaf, mass) entries: a softmax
         over the `top` best items that share a word with the query, or nothing (share 1) without one."""
         share = torch.ones(len(queries), dtype=torch.float32, device=trie.device)
@@ -328,17 +328,16 @@ class LexicalPrior:
         device = trie.device
         if not rows:
             empty = torch.zeros(0, dtype=torch.int64, device=device)
-            return share, empty, empty, torch.zeros(0, dtype=torch.float32, device=device)
-        return share, torch.cat(rows).to(device), torch.cat(leaves).to(device), torch.cat(values).to(device)
+            return PriorEntries(share, empty, empty, torch.zeros(0, dtype=torch.float32, device=device))
+        return PriorEntries(share, torch.cat(rows).to(device), torch.cat(leaves).to(device),
+                            torch.cat(values).to(device))
 
     def leaf_mass(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
                   settings: LexicalSettings) -> torch.Tensor:
         """`q(leaf | query)` over the leaves of each request's type `[B, M]` (rows sum to 1): what `fusion`
         sums up the trie, whole (for inspection; the beam search reads `fusion`)."""
-        share, rows, leaves, values = self._match_entries(trie, queries, entity_types, settings)
-        uniform = self._uniform(trie)[0]
-        mass = share.unsqueeze(1) * uniform * trie.leaf_type_mask(entity_types)
-        return mass.index_put_((rows, leaves), values, accumulate=True)
+        entries = self._match_entries(trie, queries, entity_types, settings)
+        return entries.leaf_mass(trie, self._uniform(trie)[0], entity_types)
 
     def fusion(self, trie: ItemTrie, queries: Sequence[str], entity_types: Sequence[str],
                settings: LexicalSettings, weights: Sequence[float] | None = None) -> FusionBatch:
@@ -346,10 +345,9 @@ class LexicalPrior:
 
         `weights` overrides `settings.weight` per request (0 for rows the prior must not touch).
         """
-        share, rows, leaves, values = self._match_entries(trie, queries, entity_types, settings)
-        per_request = [settings.weight] * len(queries) if weights is None else list(weights)
-        weight = torch.tensor(per_request, dtype=torch.float32, device=trie.device)
-        return sparse_fusion(trie, self._uniform(trie)[1], share, rows, leaves, values, weight)
+        entries = self._match_entries(trie, queries, entity_types, settings)
+        weight = request_weights(settings.weight, len(queries), weights, trie.device)
+        return sparse_fusion(trie, self._uniform(trie)[1], entries, weight)
 
 
 INDEX_FILE = "search_index.json"  # in a checkpoint: the title weight training fit for its search index

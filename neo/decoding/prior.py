@@ -38,7 +38,7 @@ import torch
 
 from neo.data.catalog import Catalog
 from neo.data.splits import Split, target_of
-from neo.decoding.fusion import FusionBatch, sparse_fusion
+from neo.decoding.fusion import FusionBatch, PriorEntries, request_weights, sparse_fusion
 from neo.decoding.trie import ItemTrie
 from neo.io import read_json, write_json
 
@@ -271,8 +271,7 @@ class ItemPrior:
         return tables
 
     def _successor_entries(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
-                           settings: FusionSettings, fresh: frozenset[str]
-                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                           settings: FusionSettings, fresh: frozenset[str]) -> PriorEntries:
         """Each request's popularity share `[B]` and its successor part as (request, leaf, mass) entries.
 
         The successor part averages the successor shares of the `settings.recent` most recent items
@@ -300,19 +299,17 @@ class ItemPrior:
                 leaves.append(leaf)
                 values.append((1 - settings.smoothing) * mass / total)
         device = trie.device
-        return (torch.tensor(shares, dtype=torch.float32, device=device),
-                torch.tensor(rows, dtype=torch.int64, device=device),
-                torch.tensor(leaves, dtype=torch.int64, device=device),
-                torch.tensor(values, dtype=torch.float32, device=device))
+        return PriorEntries(torch.tensor(shares, dtype=torch.float32, device=device),
+                            torch.tensor(rows, dtype=torch.int64, device=device),
+                            torch.tensor(leaves, dtype=torch.int64, device=device),
+                            torch.tensor(values, dtype=torch.float32, device=device))
 
     def leaf_mass(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
                   settings: FusionSettings, fresh: frozenset[str] = frozenset()) -> torch.Tensor:
         """`q(leaf | history)` over the leaves of each request's type `[B, M]` (rows sum to 1): what `fusion`
         sums up the trie, whole (for inspection; the beam search reads `fusion`)."""
-        share, rows, leaves, values = self._successor_entries(trie, histories, entity_types, settings, fresh)
-        popularity = self._tables(trie, fresh)["popularity"]
-        mass = share.unsqueeze(1) * popularity * trie.leaf_type_mask(entity_types)
-        return mass.index_put_((rows, leaves), values, accumulate=True)
+        entries = self._successor_entries(trie, histories, entity_types, settings, fresh)
+        return entries.leaf_mass(trie, self._tables(trie, fresh)["popularity"], entity_types)
 
     def fusion(self, trie: ItemTrie, histories: Sequence[Sequence[str]], entity_types: Sequence[str],
                settings: FusionSettings, weights: Sequence[float] | None = None,
@@ -324,8 +321,7 @@ class ItemPrior:
         recommendations). `fresh` are the items added after training (pass the same object while it
         does not change: the lookups derived from it are cached by identity).
         """
-        share, rows, leaves, values = self._successor_entries(trie, histories, entity_types, settings, fresh)
+        entries = self._successor_entries(trie, histories, entity_types, settings, fresh)
         tables = self._tables(trie, fresh)
-        per_request = [settings.weight] * len(histories) if weights is None else list(weights)
-        weight = torch.tensor(per_request, dtype=torch.float32, device=trie.device)
-        return sparse_fusion(trie, tables["shared"], share, rows, leaves, values, weight, tables["neutral"])
+        weight = request_weights(settings.weight, len(histories), weights, trie.device)
+        return sparse_fusion(trie, tables["shared"], entries, weight, tables["neutral"])
