@@ -449,24 +449,33 @@ class Catalog:
     def rows_of_type(self, entity_type: str) -> np.ndarray:
         return np.flatnonzero(self.item_types == entity_type)
 
-    def search_texts(self, entity_type: str, links: bool = True, title_weight: int = 1
-                     ) -> tuple[list[str], list[str]]:
-        """Ids and the text a search engine indexes for each item of one type: title, text, then (with
-        `links`) the titles of its linked items (a product's brand and categories, an episode's show), so
-        a query that names them finds the item. neo's lexical prior and the BM25 baseline index the same.
-        `title_weight` > 1 repeats the title that many times: the one-field form of BM25F's field weights,
-        which neo fits on training queries (`neo.decoding.lexical.fit_index`)."""
-        if title_weight < 1:
-            raise ValueError(f"title_weight must be >= 1 (how many times the title counts), got {title_weight}")
+    def search_fields(self, entity_type: str, links: bool = True) -> tuple[list[str], list[str], list[str]]:
+        """Ids, titles and the rest of what a search engine indexes for each item of one type: the text,
+        then (with `links`) the titles of its linked items (a product's brand and categories, an episode's
+        show), so a query that names them finds the item. Kept apart so a title weight can be tried without
+        re-reading the rest (`neo.decoding.lexical.fit_index`)."""
         subset = self.items.select(self.rows_of_type(entity_type))
         titles = self.column(self.items, "title") if links else []
-        ids, texts = [], []
+        ids, own_titles, rests = [], [], []
         for item_id, title, text in zip(subset["id"], subset["title"], subset["text"], strict=True):
             names = [titles[self.item_row[linked]] for _, chain in sorted(self.links.get(item_id, {}).items())
                      for linked in chain if linked in self.item_row] if links else []
             ids.append(item_id)
-            texts.append(". ".join([*[title] * title_weight, *([text] if text else []), *names]))
-        return ids, texts
+            own_titles.append(title)
+            rests.append(". ".join([*([text] if text else []), *names]))
+        return ids, own_titles, rests
+
+    def search_texts(self, entity_type: str, links: bool = True, title_weight: int = 1
+                     ) -> tuple[list[str], list[str]]:
+        """Ids and the one text a search engine indexes for each item of one type (`search_fields` joined):
+        neo's lexical prior and the BM25 baseline index the same. `title_weight` > 1 repeats the title that
+        many times: the one-field form of BM25F's field weights, which neo fits on training queries
+        (`neo.decoding.lexical.fit_index`)."""
+        if title_weight < 1:
+            raise ValueError(f"title_weight must be >= 1 (how many times the title counts), got {title_weight}")
+        ids, titles, rests = self.search_fields(entity_type, links)
+        return ids, [". ".join([*[title] * title_weight, *([rest] if rest else [])])
+                     for title, rest in zip(titles, rests, strict=True)]
 
     @cached_property
     def links(self) -> dict[str, dict[str, list[str]]]:

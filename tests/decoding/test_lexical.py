@@ -5,12 +5,21 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from neo.data.catalog import Catalog
 from neo.decoding.beam import beam_search_items
-from neo.decoding.lexical import INDEX_FILE, IndexFit, IndexSettings, LexicalPrior, LexicalSettings, fit_index
+from neo.decoding.lexical import (
+    INDEX_FILE,
+    FieldCounts,
+    IndexFit,
+    IndexSettings,
+    LexicalPrior,
+    LexicalSettings,
+    fit_index,
+)
 from neo.tasks.search import Query
 
 from ..data.helpers import write_dataset
@@ -183,6 +192,23 @@ def test_the_fit_counts_the_title_as_often_as_the_training_queries_need(tmp_path
     assert prior._index("product").ids[int(items[0])] == "p0"
     assert fit_index(catalog, ["product"], [], IndexSettings()) == IndexFit()  # no queries: the title counts once
     assert fit_index(catalog, ["brand"], queries, IndexSettings()).title_weight == 1  # none of these types
+
+
+def test_counting_each_field_once_gives_the_index_of_the_joined_texts(tmp_path) -> None:
+    """The fit scores every weight from one count of titles and of the rest (`rest + w * title`): the same
+    weights, lengths and scores as indexing the text with its title written `w` times."""
+    catalog, _ = _title_catalog(tmp_path)
+    fields = FieldCounts.of(catalog, "product")
+    queries = ["red lamp", "lamp fans", "violet stool pairs well", "ochre"]
+    for weight in (1, 2, 5):
+        counted = LexicalPrior.from_counts({"product": fields.at(weight)}, weight)
+        joined = LexicalPrior.from_catalog(catalog, ["product"], title_weight=weight)
+        assert counted._index("product").ids == joined._index("product").ids
+        np.testing.assert_array_equal(counted._index("product").lengths, joined._index("product").lengths)
+        for (items_a, scores_a), (items_b, scores_b) in zip(counted._top_scores("product", queries, 6),
+                                                            joined._top_scores("product", queries, 6), strict=True):
+            assert dict(zip(items_a.tolist(), scores_a.tolist(), strict=True)) == pytest.approx(
+                dict(zip(items_b.tolist(), scores_b.tolist(), strict=True)), rel=1e-6)
 
 
 def test_the_fit_survives_its_file_and_a_bad_file_is_named(tmp_path) -> None:
