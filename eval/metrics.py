@@ -42,54 +42,131 @@ def ranks_from_scores(scores: torch.Tensor | np.ndarray, targets: Sequence[int] 
     return ahead.sum(dim=1).numpy().astype(np.int64)
 
 
-def rank_metrics(ranks: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """Mean Recall@K (= HR@K for one target), NDCG@K and MRR over examples with one target each.
+def rank_gains(ranks: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, np.ndarray]:
+    """Per example: Recall@K (= HR@K for one target), NDCG@K and MRR, each example with one target; the
+    means are `rank_metrics`, and two systems' gains on the same examples compare pairwise
+    (`paired_ratio`).
 
     `ranks` are 0-based; a target that is not ranked at all has rank >= the catalog size (or -1,
     treated the same way), which scores 0 everywhere.
     """
     ranks = np.asarray(ranks, dtype=np.float64)
-    if ranks.size == 0:
-        return {}
     found = ranks >= 0
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for k in ks:
         hit = found & (ranks < k)
-        out[f"recall@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 0) + 2.0), 0.0).mean())
-    out["mrr"] = float(np.where(found, 1.0 / (np.where(found, ranks, 0) + 1.0), 0.0).mean())
+        out[f"recall@{k}"] = hit.astype(np.float64)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 0) + 2.0), 0.0)
+    out["mrr"] = np.where(found, 1.0 / (np.where(found, ranks, 0) + 1.0), 0.0)
     return out
 
 
+def rank_metrics(ranks: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Mean Recall@K (= HR@K for one target), NDCG@K and MRR over examples with one target each
+    (`rank_gains` averaged); empty without examples."""
+    if np.asarray(ranks).size == 0:
+        return {}
+    return {name: float(gains.mean()) for name, gains in rank_gains(ranks, ks).items()}
+
+
 # ----- multi-relevant ranking (search) ---------------------------------------------------------
-def set_metrics(
+def set_gains(
     ranked: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]], ks: Sequence[int] = DEFAULT_KS
-) -> dict[str, float]:
-    """Mean Recall@K, HR@K, NDCG@K (binary gains) and MRR of ranked lists against sets of relevant items.
+) -> dict[str, np.ndarray]:
+    """Per query with at least one relevant item (the others are skipped): Recall@K, HR@K, NDCG@K
+    (binary gains) and MRR of its ranked list; the means are `set_metrics`.
 
     Recall@K divides by the number of relevant items, so a query with 30 relevant items cannot reach
     1 at K=10; NDCG@K normalises by the best achievable DCG with min(|relevant|, K) hits instead.
     """
     if len(ranked) != len(relevant):
         raise ValueError(f"{len(ranked)} ranked lists but {len(relevant)} relevant sets")
-    sums: dict[str, float] = defaultdict(float)
-    counted = 0
+    gains: dict[str, list[float]] = defaultdict(list)
     for items, rel in zip(ranked, relevant, strict=True):
         rel = set(rel)
         if not rel:
             continue
-        counted += 1
         hits = np.array([item in rel for item in items], dtype=bool)
         discounts = 1.0 / np.log2(np.arange(max(len(items), len(rel), *ks)) + 2.0)
         for k in ks:
             top = hits[:k]
-            sums[f"recall@{k}"] += top.sum() / len(rel)
-            sums[f"hr@{k}"] += float(top.any())
+            gains[f"recall@{k}"].append(top.sum() / len(rel))
+            gains[f"hr@{k}"].append(float(top.any()))
             ideal = discounts[: min(len(rel), k)].sum()
-            sums[f"ndcg@{k}"] += float((discounts[: len(top)] * top).sum() / ideal)
+            gains[f"ndcg@{k}"].append(float((discounts[: len(top)] * top).sum() / ideal))
         first = np.flatnonzero(hits)
-        sums["mrr"] += 1.0 / (first[0] + 1.0) if first.size else 0.0
-    return {name: value / counted for name, value in sums.items()} if counted else {}
+        gains["mrr"].append(1.0 / (first[0] + 1.0) if first.size else 0.0)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in gains.items()}
+
+
+def set_metrics(
+    ranked: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]], ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
+    """Mean Recall@K, HR@K, NDCG@K (binary gains) and MRR of ranked lists against sets of relevant items
+    (`set_gains` averaged); empty when no query has a relevant item."""
+    return {name: float(values.mean()) for name, values in set_gains(ranked, relevant, ks).items()}
+
+
+# ----- paired comparison -----------------------------------------------------------------------
+def paired_ratio(ours: np.ndarray, theirs: np.ndarray, resamples: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """mean(ours) / mean(theirs) with a percentile bootstrap interval at `level`, resampling the examples
+    in pairs: both systems scored the same users or queries, so what varies between resamples is which
+    examples were drawn, and a ratio whose interval excludes 1 is more than the luck of the sample.
+    A baseline mean of 0 gives an infinite ratio (nan when both are 0)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    if ours.shape != theirs.shape or ours.ndim != 1 or not len(ours):
+        raise ValueError(f"paired gains must be two equal, non-empty 1-D arrays; got {ours.shape} and {theirs.shape}")
+    rng = np.random.default_rng(seed)
+    ratios = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, resamples, 100):  # 100 resamples at a time bounds memory at 100 x n indices
+            drawn = rng.integers(0, len(ours), size=(min(100, resamples - start), len(ours)))
+            ratios.append(ours[drawn].mean(axis=1) / theirs[drawn].mean(axis=1))
+        ratio = float(ours.mean() / theirs.mean())
+    low, high = np.nanquantile(np.concatenate(ratios), [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return ratio, float(low), float(high)
+
+
+def paired_keys(prefix: str, ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray],
+                metrics: Sequence[str] = ("recall@10", "ndcg@10")) -> dict[str, float]:
+    """`<prefix>/<metric>` = neo / baseline on the same examples, with `.../low` and `.../high`, the 95%
+    bootstrap interval (`paired_ratio`), for each of `metrics` both systems have; none where the baseline
+    scores 0 (no ratio, and metrics.json stays plain JSON)."""
+    out: dict[str, float] = {}
+    for metric in metrics:
+        if metric in ours and metric in theirs and len(ours[metric]) and theirs[metric].mean() > 0:
+            key = f"{prefix}/{metric}"
+            out[key], out[f"{key}/low"], out[f"{key}/high"] = paired_ratio(ours[metric], theirs[metric])
+    return out
+
+
+def paired_rec(ranks: Mapping[str, Mapping[str, int]], ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """`vs/<baseline>/rec/<type>/...` (`paired_keys`) from `<system>/<type>` -> {user: rank} with neo's as
+    `neo/<type>`: every baseline against neo on the users both ranked."""
+    out: dict[str, float] = {}
+    for key, theirs in ranks.items():
+        name, entity_type = key.split("/", 1)
+        ours = ranks.get(f"neo/{entity_type}")
+        users = [user for user in ours or () if user in theirs]
+        if name != "neo" and users:
+            out.update(paired_keys(f"vs/{name}/rec/{entity_type}", rank_gains([ours[u] for u in users], ks),
+                                   rank_gains([theirs[u] for u in users], ks)))
+    return out
+
+
+def paired_search(ranked: Mapping[str, Sequence[Sequence[str]]], relevant: Mapping[str, Sequence[Iterable[str]]],
+                  ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """`vs/<baseline>/search/<type>/...` (`paired_keys`) from `<system>/<type>` -> ranked lists in the
+    order of that type's queries (`relevant[type]`), neo's as `neo/<type>`."""
+    out: dict[str, float] = {}
+    for key, theirs in ranked.items():
+        name, entity_type = key.split("/", 1)
+        ours = ranked.get(f"neo/{entity_type}")
+        if name != "neo" and ours is not None:
+            out.update(paired_keys(f"vs/{name}/search/{entity_type}", set_gains(ours, relevant[entity_type], ks),
+                                   set_gains(theirs, relevant[entity_type], ks)))
+    return out
 
 
 # ----- aggregation -----------------------------------------------------------------------------

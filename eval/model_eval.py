@@ -20,8 +20,6 @@ from neo.eval.metrics import (
     catalog_validity,
     flat_keys,
     latency_summary,
-    rank_metrics,
-    set_metrics,
     steerability,
     term_overlap,
 )
@@ -190,29 +188,31 @@ class ModelEvaluator:
             return rec_sequence_continuation(history, chat=self.ctx.chat, style=self.ctx.style)
         return recommend_prompt(history, entity_type, k, "ids", chat=self.ctx.chat, style=self.ctx.style)
 
-    def recommendation(self, split: Split, entity_type: str, users: Mapping[str, str], part: str = "test",
-                       fused: bool = True) -> dict[str, float]:
-        """Rank metrics of the target items; `fused=False` ranks with the model alone (no transition prior)."""
+    def rec_ranks(self, split: Split, entity_type: str, users: Mapping[str, str], part: str = "test",
+                  fused: bool = True) -> dict[str, int]:
+        """Each user's 0-based rank of their target item (2^30 when it is not in the top max(ks));
+        `fused=False` ranks with the model alone (no transition prior)."""
         k = max(self.settings.ks)
-        ranks: list[int] = []
+        ranks: dict[str, int] = {}
         for batch in self._batches(list(users), f"rec {entity_type}"):
             histories = [split.history(part, u) for u in batch]
             prompts = [self.rec_prompt(h, entity_type, k) for h in histories]
             ranked_lists = self.top_items(prompts, [entity_type] * len(batch), k,
                                           histories=histories if fused else None)
             for user, ranked in zip(batch, ranked_lists, strict=True):
-                ranks.append(ranked.index(users[user]) if users[user] in ranked else 1 << 30)
-        return {**rank_metrics(ranks, self.settings.ks), "n": len(ranks)}
+                ranks[user] = ranked.index(users[user]) if users[user] in ranked else 1 << 30
+        return ranks
 
-    def search(self, entity_type: str, queries: Sequence[Any], fused: bool = True) -> dict[str, float]:
-        """Set metrics of the queries' items; `fused=False` ranks with the model alone (no lexical prior)."""
+    def search_ranked(self, entity_type: str, queries: Sequence[Any], fused: bool = True) -> list[list[str]]:
+        """Each query's top max(ks) item ids, in query order; `fused=False` ranks with the model alone (no
+        lexical prior)."""
         k = max(self.settings.ks)
         ranked: list[list[str]] = []
         for batch in self._batches(list(queries), f"search {entity_type}"):
             prompts = [search_prompt(q.text, entity_type, k, "ids", chat=self.ctx.chat) for q in batch]
             ranked += self.top_items(prompts, [entity_type] * len(batch), k,
                                      queries=[q.text for q in batch] if fused else None)
-        return {**set_metrics(ranked, [q.items for q in queries], self.settings.ks), "n": len(queries)}
+        return ranked
 
     def steering(self, split: Split, types: Sequence[str]) -> dict[str, float]:
         """Held-out templates, every type allowed: does the model produce the requested type/format/count?"""

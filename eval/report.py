@@ -58,7 +58,11 @@ def published_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, dict[str,
     return rows
 
 
-def _table(rows: list[tuple[str, str, dict[str, float | None]]]) -> list[str]:
+def _table(rows: list[tuple[str, str, dict[str, float | None]]], metrics: Mapping[str, Any] | None = None,
+           task: str = "") -> list[str]:
+    """The rows as a markdown table; with `metrics`, neo / best carries the paired 95% interval of the
+    ratio against that baseline (`vs/<baseline>/<task>/<type>/<metric>/low` and `/high`) when evaluate
+    computed one."""
     if not rows:
         return ["(not evaluated)"]
     named = dict.fromkeys(system for _, _, values in rows for system in values)  # every row's, in order
@@ -67,14 +71,25 @@ def _table(rows: list[tuple[str, str, dict[str, float | None]]]) -> list[str]:
     lines = ["| type | metric | " + " | ".join(systems) + " | best baseline | neo / best |",
              "|---|---|" + "---|" * (len(systems) + 2)]
     for entity_type, metric, values in rows:
-        baseline = [v for s, v in values.items() if s not in ("neo", MODEL_ALONE) and v is not None]
-        best = max(baseline) if baseline else None
+        baseline = {s: v for s, v in values.items() if s not in ("neo", MODEL_ALONE) and v is not None}
+        best_name = max(baseline, key=lambda s: baseline[s]) if baseline else None
+        best = baseline.get(best_name) if best_name else None
         ours = values.get("neo")
         ratio = f"{ours / best:.2f}x" if ours is not None and best else "-"
+        interval = f"vs/{best_name}/{task}/{entity_type}/{metric}"
+        if ratio != "-" and metrics is not None and f"{interval}/low" in metrics:
+            ratio += f" [{metrics[f'{interval}/low']:.2f}, {metrics[f'{interval}/high']:.2f}]"
         cells = [f"{values[s]:.4f}" if values.get(s) is not None else "-" for s in systems]
         best_cell = f"{best:.4f}" if best is not None else "-"
         lines.append(f"| {entity_type} | {metric} | {' | '.join(cells)} | {best_cell} | {ratio} |")
     return lines
+
+
+def _interval_note(metrics: Mapping[str, Any]) -> list[str]:
+    if not any(key.startswith("vs/") for key in metrics):
+        return []
+    return ["In brackets: the 95% interval of neo / best from a paired bootstrap over the users (queries) both "
+            "ranked. An interval that contains 1 is a tie on this sample.", ""]
 
 
 def _plots(eval_dir: Path, metrics: Mapping[str, Any], train_metrics: Mapping[str, Path],
@@ -127,8 +142,9 @@ def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examp
     lines = [f"# neo evaluation: {dataset}", "",
              "Test split, full ranking over the catalog of each target type; neo and every baseline are "
              "scored on the same users and queries.", "",
-             "## Recommendation", "", *_table(rec), "",
-             "## Search", "", *_table(search), "", *_title_weight_note(metrics),
+             "## Recommendation", "", *_table(rec, metrics, "rec"), "",
+             "## Search", "", *_table(search, metrics, "search"), "", *_interval_note(metrics),
+             *_title_weight_note(metrics),
              *_published_section(metrics),
              "## Validity, steerability, user understanding, latency", "",
              "| metric | value |", "|---|---|"]
@@ -147,8 +163,10 @@ def write_report(eval_dir: Path, dataset: str, metrics: Mapping[str, Any], examp
 
 def summary_table(metrics: Mapping[str, Any]) -> str:
     """The comparison tables as plain markdown, for printing at the end of a pipeline."""
-    lines = ["Recommendation", *_table(comparison_rows(metrics, "rec", REC_BASELINES)), "",
-             "Search", *_table(comparison_rows(metrics, "search", SEARCH_BASELINES))]
+    lines = ["Recommendation", *_table(comparison_rows(metrics, "rec", REC_BASELINES), metrics, "rec"), "",
+             "Search", *_table(comparison_rows(metrics, "search", SEARCH_BASELINES), metrics, "search")]
+    if note := _interval_note(metrics):
+        lines += ["", *note[:-1]]
     if published_rows(metrics):
         lines += ["", "Published figures on this split (not side by side)", *_table(published_rows(metrics))]
     return "\n".join(lines)

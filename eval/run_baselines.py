@@ -41,13 +41,15 @@ SEARCH_BASELINES: dict[str, type[SearchBaseline]] = {"bm25": BM25, "bm25f": BM25
 
 @dataclass
 class TypedSplit:
-    """One target type's view of a split: item ids, training histories and (history, target) pairs."""
+    """One target type's view of a split: item ids, training histories and (history, target) pairs, with
+    the users of the evaluated pairs (so a baseline's ranks pair up with neo's)."""
 
     entity_type: str
     item_ids: list[str]
     train: list[list[str]]
     valid: tuple[list[list[str]], list[str]]
     evaluation: tuple[list[list[str]], list[str]]
+    evaluation_users: list[str]
 
 
 def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> TypedSplit:
@@ -73,6 +75,7 @@ def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> 
         [as_type(h) for h in split.train.values()],
         pairs("valid"),
         pairs(part),
+        list(targets(catalog, split, part, entity_type)),
     )
 
 
@@ -96,12 +99,15 @@ def run_rec_baselines(
     sasrec_config: SASRecConfig | None = None,
     exclude_history: bool = False,
     progress: bool = True,
+    ranks: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, float]:
     """Fit each baseline per target type and score it on `part` ('valid' or 'test').
 
     Also reports `.../n` (evaluated users), `.../fit_seconds` and, for SASRec, `.../epochs` and
     `.../best_epoch` per baseline and type. A type with no
     evaluation targets is skipped; SASRec is skipped for a type whose histories never hold two items.
+    `ranks`, when given, receives `<name>/<type>` -> {user: 0-based rank of the target}, for paired
+    comparisons with neo (`neo.eval.metrics.paired_ratio`).
     """
     out: dict[str, float] = {}
     for entity_type in entity_types:
@@ -121,9 +127,11 @@ def run_rec_baselines(
                 data.train, data.valid
             )
             fit_seconds = time.perf_counter() - started
-            ranks = model.rank(histories, wanted, exclude=histories if exclude_history else None)
+            ranked = model.rank(histories, wanted, exclude=histories if exclude_history else None)
+            if ranks is not None:
+                ranks[f"{name}/{entity_type}"] = dict(zip(data.evaluation_users, ranked.tolist(), strict=True))
             prefix = f"baseline/{name}/rec/{entity_type}"
-            out.update(flat_keys(prefix, rank_metrics(ranks, ks)))
+            out.update(flat_keys(prefix, rank_metrics(ranked, ks)))
             out[f"{prefix}/n"] = len(wanted)
             out[f"{prefix}/fit_seconds"] = round(fit_seconds, 2)
             if isinstance(model, SASRec):
@@ -160,9 +168,11 @@ def run_search_baselines(
     ks: Sequence[int] = DEFAULT_KS,
     names: Sequence[str] = ("bm25", "dense"),
     title_weight: int = 1,
+    ranked_lists: dict[str, list[list[str]]] | None = None,
 ) -> dict[str, float]:
     """Score each search baseline per target type: `baseline/<name>/search/<type>/<metric>`.
-    `title_weight`: how many times `bm25f` counts each title (neo's fitted index weight)."""
+    `title_weight`: how many times `bm25f` counts each title (neo's fitted index weight). `ranked_lists`,
+    when given, receives `<name>/<type>` -> each query's top items, in the order of that type's queries."""
     by_type: dict[str, list[SearchQuery]] = {}
     for query in queries:
         by_type.setdefault(query.entity_type, []).append(query)
@@ -180,6 +190,8 @@ def run_search_baselines(
                 raise ValueError(f"{catalog.root}: queries ask for type {entity_type!r}, which has no items")
             engine = engine_type(item_ids, texts)
             ranked = engine.search([q.text for q in typed], max(ks))
+            if ranked_lists is not None:
+                ranked_lists[f"{name}/{entity_type}"] = ranked
             prefix = f"baseline/{name}/search/{entity_type}"
             out.update(flat_keys(prefix, set_metrics(ranked, [q.relevant for q in typed], ks)))
             out[f"{prefix}/n"] = len(typed)

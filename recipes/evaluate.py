@@ -18,7 +18,7 @@ from typing import Any
 
 import hydra
 from neo.eval.baselines.base import SearchQuery
-from neo.eval.metrics import flat_keys
+from neo.eval.metrics import flat_keys, paired_rec, paired_search, rank_metrics, set_metrics
 from neo.eval.model_eval import EvalSettings, ModelEvaluator
 from neo.eval.report import write_report
 from neo.eval.run_baselines import run_rec_baselines, run_search_baselines, sasrec_config_from
@@ -122,24 +122,34 @@ class EvaluateRecipe:
         evaluated = Split(self.split.protocol, self.split.train, self.split.valid,
                           {u: self.split.test[u] for u in users})
         metrics: dict[str, Any] = {}
+        ks = self.settings.ks
+        rec_ranks: dict[str, dict[str, int]] = {}  # "neo/<type>" and "<baseline>/<type>" -> {user: rank}
         for entity_type in types:
             wanted = self.evaluator.rec_users(evaluated, entity_type)
             if wanted:
-                metrics.update(flat_keys(f"rec/{entity_type}",
-                                         self.evaluator.recommendation(evaluated, entity_type, wanted)))
+                ranks = rec_ranks[f"neo/{entity_type}"] = self.evaluator.rec_ranks(evaluated, entity_type, wanted)
+                metrics.update(flat_keys(f"rec/{entity_type}", {**rank_metrics(list(ranks.values()), ks),
+                                                                 "n": len(ranks)}))
                 if self.evaluator.fuses:  # what the transition prior adds, in every report
-                    alone = self.evaluator.recommendation(evaluated, entity_type, wanted, fused=False)
-                    metrics.update(flat_keys(f"model_alone/rec/{entity_type}", alone))
+                    alone = self.evaluator.rec_ranks(evaluated, entity_type, wanted, fused=False)
+                    metrics.update(flat_keys(f"model_alone/rec/{entity_type}",
+                                             {**rank_metrics(list(alone.values()), ks), "n": len(alone)}))
         rec_baselines = list(self.cfg.eval.rec_baselines)
         if rec_baselines:
-            metrics.update(run_rec_baselines(self.catalog, evaluated, types, "test", rec_baselines, self.settings.ks,
-                                             sasrec_config_from(self.cfg.eval.get("sasrec")), progress=False))
+            metrics.update(run_rec_baselines(self.catalog, evaluated, types, "test", rec_baselines, ks,
+                                             sasrec_config_from(self.cfg.eval.get("sasrec")), progress=False,
+                                             ranks=rec_ranks))
+        metrics.update(paired_rec(rec_ranks, ks))
         queries = self._queries(types)
+        ranked_lists: dict[str, list[list[str]]] = {}  # "neo/<type>" and "<baseline>/<type>" -> top items
         for entity_type, typed in queries.items():
-            metrics.update(flat_keys(f"search/{entity_type}", self.evaluator.search(entity_type, typed)))
+            ranked = ranked_lists[f"neo/{entity_type}"] = self.evaluator.search_ranked(entity_type, typed)
+            metrics.update(flat_keys(f"search/{entity_type}", {**set_metrics(ranked, [q.items for q in typed], ks),
+                                                               "n": len(typed)}))
             if self.evaluator.fuses_search:  # what the lexical prior adds, in every report
-                alone = self.evaluator.search(entity_type, typed, fused=False)
-                metrics.update(flat_keys(f"model_alone/search/{entity_type}", alone))
+                alone = self.evaluator.search_ranked(entity_type, typed, fused=False)
+                metrics.update(flat_keys(f"model_alone/search/{entity_type}",
+                                         {**set_metrics(alone, [q.items for q in typed], ks), "n": len(typed)}))
         search_baselines = list(self.cfg.eval.search_baselines)
         title_weight = self.evaluator.lexical.title_weight if self.evaluator.fuses_search else 1
         if queries and self.evaluator.fuses_search:  # the report says how neo's index differs from BM25's
@@ -148,7 +158,9 @@ class EvaluateRecipe:
                 search_baselines.append("bm25f")  # BM25 with the same title weight: the index's share of the gain
         if queries and search_baselines:
             flat = [SearchQuery(q.text, q.type, tuple(q.items)) for typed in queries.values() for q in typed]
-            metrics.update(run_search_baselines(self.catalog, flat, self.settings.ks, search_baselines, title_weight))
+            metrics.update(run_search_baselines(self.catalog, flat, ks, search_baselines, title_weight,
+                                                ranked_lists=ranked_lists))
+        metrics.update(paired_search(ranked_lists, {t: [q.items for q in typed] for t, typed in queries.items()}, ks))
         metrics.update(flat_keys("steer", self.evaluator.steering(evaluated, types)))
         metrics.update(flat_keys("understand", self.evaluator.profiles(evaluated)))
         metrics.update(flat_keys("latency", self.evaluator.latency(evaluated, types[0])))

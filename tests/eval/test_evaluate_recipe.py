@@ -43,6 +43,12 @@ def test_evaluate_writes_every_metric_family(demo_dir: Path, random_checkpoint: 
         if f"rec/{entity_type}/n" in metrics:
             assert 0.0 <= metrics[f"rec/{entity_type}/recall@10"] <= 1.0
             assert f"baseline/popularity/rec/{entity_type}/recall@10" in metrics
+            # neo against the baseline on the same users, with a paired interval around the ratio
+            ratio = f"vs/popularity/rec/{entity_type}/recall@10"
+            if metrics[f"baseline/popularity/rec/{entity_type}/recall@10"] > 0:
+                assert metrics[ratio] == pytest.approx(metrics[f"rec/{entity_type}/recall@10"]
+                                                       / metrics[f"baseline/popularity/rec/{entity_type}/recall@10"])
+            assert metrics[f"{ratio}/low"] <= metrics[f"{ratio}/high"]
     assert any(key.startswith("rec/") for key in metrics)
     # the checkpoint carries a transition prior: the report also shows the model alone
     assert any(key.startswith("model_alone/rec/") for key in metrics)

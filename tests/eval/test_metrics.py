@@ -13,6 +13,10 @@ from neo.eval.metrics import (
     catalog_validity,
     latency_summary,
     normalise_term,
+    paired_ratio,
+    paired_rec,
+    paired_search,
+    rank_gains,
     rank_metrics,
     rank_metrics_by_type,
     ranks_from_scores,
@@ -73,6 +77,52 @@ def test_set_metrics_hand_computed() -> None:
 def test_set_metrics_perfect_ranking_scores_one() -> None:
     got = set_metrics([["a", "b"]], [["b", "a"]], ks=(1, 2, 10))
     assert got["ndcg@1"] == got["ndcg@2"] == got["ndcg@10"] == got["recall@2"] == 1.0
+
+
+def test_gains_are_the_metrics_per_example() -> None:
+    gains = rank_gains([0, 1, 20, -1], ks=(10,))
+    np.testing.assert_allclose(gains["ndcg@10"], [1, 1 / math.log2(3), 0, 0])
+    np.testing.assert_allclose(gains["mrr"], [1, 1 / 2, 1 / 21, 0])
+    assert rank_metrics([0, 1, 20, -1], ks=(10,))["ndcg@10"] == pytest.approx(gains["ndcg@10"].mean())
+
+
+def test_paired_ratio_is_exact_where_every_resample_agrees() -> None:
+    # neo doubles every example's gain: each resample's ratio, so the interval, is exactly 2
+    assert paired_ratio(np.array([0.2, 0.4, 1.0]), np.array([0.1, 0.2, 0.5])) == pytest.approx((2.0, 2.0, 2.0))
+    with pytest.raises(ValueError, match="paired gains must be two equal, non-empty 1-D arrays"):
+        paired_ratio(np.ones(3), np.ones(2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=2, max_size=40))
+def test_paired_interval_holds_the_ratio_and_swapping_inverts_it(pairs: list[tuple[int, int]]) -> None:
+    ours = np.array([a for a, _ in pairs], dtype=float) + 1
+    theirs = np.array([b for _, b in pairs], dtype=float) + 1
+    ratio, low, high = paired_ratio(ours, theirs)
+    assert low <= ratio * (1 + 1e-9) and ratio <= high * (1 + 1e-9)
+    inverse = paired_ratio(theirs, ours)
+    assert inverse[0] == pytest.approx(1 / ratio)
+    assert inverse[1] == pytest.approx(1 / high, rel=0.05) and inverse[2] == pytest.approx(1 / low, rel=0.05)
+
+
+def test_a_large_sample_separates_a_real_gain_from_a_tie() -> None:
+    rng = np.random.default_rng(1)
+    theirs = rng.random(4000)
+    assert paired_ratio(theirs * 1.05, theirs)[1] > 1  # 5% better on every user: the interval excludes 1
+    _, low, high = paired_ratio(rng.permutation(theirs), theirs)  # the same gains, shuffled across users
+    assert low < 1 < high
+
+
+def test_paired_comparisons_use_the_users_and_queries_both_systems_ranked() -> None:
+    ranks = {"neo/product": {"u1": 0, "u2": 1, "u3": 30}, "cooc/product": {"u1": 1, "u2": 1, "u4": 0},
+             "cooc/brand": {"u1": 0}}  # neo ranked no brand: no comparison
+    got = paired_rec(ranks, ks=(10,))
+    assert set(got) == {f"vs/cooc/rec/product/{m}{end}" for m in ("recall@10", "ndcg@10") for end in ("", "/low", "/high")}
+    assert got["vs/cooc/rec/product/ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / (2 / math.log2(3)))
+    assert got["vs/cooc/rec/product/recall@10"] == 1.0
+    searched = paired_search({"neo/product": [["a"], ["b"]], "bm25/product": [["a"], ["c"]]},
+                             {"product": [{"a"}, {"b"}]}, ks=(10,))
+    assert searched["vs/bm25/search/product/recall@10"] == 2.0
 
 
 @pytest.fixture

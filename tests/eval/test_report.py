@@ -71,3 +71,16 @@ def test_the_report_says_when_neos_index_weighs_titles_more_than_bm25s(tmp_path)
     assert "counts each item's title 8 times (fit on the training queries" in text
     plain = write_report(tmp_path, "s", {**search, "search_index/title_weight": 1}, {}, {}, tmp_path / "x").read_text()
     assert "counts each item's title" not in plain
+
+
+def test_neo_over_best_carries_the_paired_interval_against_that_baseline(tmp_path) -> None:
+    metrics = {**METRICS, "vs/sasrec/rec/product/ndcg@10": 0.8, "vs/sasrec/rec/product/ndcg@10/low": 0.71,
+               "vs/sasrec/rec/product/ndcg@10/high": 0.9,
+               # an interval against a baseline that is not the best is not the one shown
+               "vs/popularity/rec/product/ndcg@10/low": 3.0, "vs/popularity/rec/product/ndcg@10/high": 5.0}
+    table = summary_table(metrics)
+    assert "| product | ndcg@10 | 0.0400 | 0.0100 | 0.0500 | 0.0500 | 0.80x [0.71, 0.90] |" in table
+    assert "| product | recall@10 | 0.0800 | - | 0.1000 | 0.1000 | 0.80x |" in table  # none computed
+    assert "paired bootstrap" in table
+    assert "paired bootstrap" not in summary_table(METRICS)
+    assert "0.80x [0.71, 0.90]" in write_report(tmp_path, "s", metrics, {}, {}, tmp_path / "x").read_text()
