@@ -57,6 +57,14 @@ def published_metrics(published: Any) -> dict[str, float]:
     return out
 
 
+def _of_ranks(ranks: dict[str, int], ks: tuple[int, ...]) -> dict[str, float]:
+    return {**rank_metrics(list(ranks.values()), ks), "n": len(ranks)}
+
+
+def _of_lists(ranked: list[list[str]], queries: list, ks: tuple[int, ...]) -> dict[str, float]:
+    return {**set_metrics(ranked, [q.items for q in queries], ks), "n": len(queries)}
+
+
 class EvaluateRecipe:
     """checkpoint + dataset -> metrics.json + report.md."""
 
@@ -128,12 +136,10 @@ class EvaluateRecipe:
             wanted = self.evaluator.rec_users(evaluated, entity_type)
             if wanted:
                 ranks = rec_ranks[f"neo/{entity_type}"] = self.evaluator.rec_ranks(evaluated, entity_type, wanted)
-                metrics.update(flat_keys(f"rec/{entity_type}", {**rank_metrics(list(ranks.values()), ks),
-                                                                 "n": len(ranks)}))
+                metrics.update(flat_keys(f"rec/{entity_type}", _of_ranks(ranks, ks)))
                 if self.evaluator.fuses:  # what the transition prior adds, in every report
                     alone = self.evaluator.rec_ranks(evaluated, entity_type, wanted, fused=False)
-                    metrics.update(flat_keys(f"model_alone/rec/{entity_type}",
-                                             {**rank_metrics(list(alone.values()), ks), "n": len(alone)}))
+                    metrics.update(flat_keys(f"model_alone/rec/{entity_type}", _of_ranks(alone, ks)))
         rec_baselines = list(self.cfg.eval.rec_baselines)
         if rec_baselines:
             metrics.update(run_rec_baselines(self.catalog, evaluated, types, "test", rec_baselines, ks,
@@ -144,12 +150,10 @@ class EvaluateRecipe:
         ranked_lists: dict[str, list[list[str]]] = {}  # "neo/<type>" and "<baseline>/<type>" -> top items
         for entity_type, typed in queries.items():
             ranked = ranked_lists[f"neo/{entity_type}"] = self.evaluator.search_ranked(entity_type, typed)
-            metrics.update(flat_keys(f"search/{entity_type}", {**set_metrics(ranked, [q.items for q in typed], ks),
-                                                               "n": len(typed)}))
+            metrics.update(flat_keys(f"search/{entity_type}", _of_lists(ranked, typed, ks)))
             if self.evaluator.fuses_search:  # what the lexical prior adds, in every report
                 alone = self.evaluator.search_ranked(entity_type, typed, fused=False)
-                metrics.update(flat_keys(f"model_alone/search/{entity_type}",
-                                         {**set_metrics(alone, [q.items for q in typed], ks), "n": len(typed)}))
+                metrics.update(flat_keys(f"model_alone/search/{entity_type}", _of_lists(alone, typed, ks)))
         search_baselines = list(self.cfg.eval.search_baselines)
         title_weight = self.evaluator.lexical.title_weight if self.evaluator.fuses_search else 1
         if queries and self.evaluator.fuses_search:  # the report says how neo's index differs from BM25's
