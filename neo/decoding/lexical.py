@@ -269,7 +269,9 @@ class LexicalPrior:
 
     def _top_scores(self, entity_type: str, queries: Sequence[str], top: int
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query, the (item positions, BM25 scores) of at most `top` best items sharing a word with it."""
+        """Per query, the (item positions, BM25 scores) of at most `top` best items sharing a word with it;
+        of items tied at the cut the earlier ones, so the result does not hang on the order of the index's
+        words (`fit_index` builds the same scores with the words in another order)."""
         index = self._index(entity_type)
         tokens = import_bm25s().tokenize(list(queries), stopwords="en", return_ids=False, show_progress=False)
         token_rows, query_cols = [], []
@@ -289,8 +291,10 @@ class LexicalPrior:
             items, values = scored.indices[span], scored.data[span]
             keep = values > 0
             items, values = items[keep], values[keep]
-            if len(items) > top:
-                best = np.argpartition(-values, top - 1)[:top]
+            if len(items) > top:  # the best `top`, ties at the cut going to the earlier item, as in the metrics
+                tied = values >= np.partition(values, len(values) - top)[len(values) - top]
+                items, values = items[tied], values[tied]
+                best = np.lexsort((items, -values))[:top]
                 items, values = items[best], values[best]
             out.append((items.astype(np.int64), values.astype(np.float32)))
         return out

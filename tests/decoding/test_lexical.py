@@ -211,6 +211,15 @@ def test_counting_each_field_once_gives_the_index_of_the_joined_texts(tmp_path) 
                 dict(zip(items_b.tolist(), scores_b.tolist(), strict=True)), rel=1e-6)
 
 
+def test_items_tied_at_the_cut_are_kept_in_catalog_order() -> None:
+    """Of equal scores the earlier items make the top, whatever order the index met the words in."""
+    for first, second in (("lamp", "shade"), ("shade", "lamp")):
+        prior = LexicalPrior({"product": {f"p{n}": f"{first} {second} own{n}" for n in range(7)}})
+        items, scores = prior._top_scores("product", ["lamp shade"], 3)[0]
+        assert sorted(prior._index("product").ids[i] for i in items) == ["p0", "p1", "p2"]
+        assert len(set(scores.tolist())) == 1  # a seven-way tie
+
+
 def test_the_fit_survives_its_file_and_a_bad_file_is_named(tmp_path) -> None:
     path = tmp_path / INDEX_FILE
     IndexFit(3, {1: 0.5, 3: 0.75}, 40).save(path)
