@@ -128,14 +128,20 @@ def paired_ratio(ours: np.ndarray, theirs: np.ndarray, resamples: int = 1000, le
     return ratio, float(low), float(high)
 
 
+MIN_PAIRED = 30
+"""Fewest examples a paired interval is given for: a bootstrap over a handful of users or queries can
+only redraw those few, and its interval would look far narrower than what they can tell."""
+
+
 def paired_keys(prefix: str, ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray],
                 metrics: Sequence[str] = ("recall@10", "ndcg@10")) -> dict[str, float]:
     """`<prefix>/<metric>` = neo / baseline on the same examples, with `.../low` and `.../high`, the 95%
-    bootstrap interval (`paired_ratio`), for each of `metrics` both systems have; none where the baseline
-    scores 0 (no ratio, and metrics.json stays plain JSON)."""
+    bootstrap interval (`paired_ratio`), for each of `metrics` both systems have; none below `MIN_PAIRED`
+    examples, nor where the baseline scores 0 (no ratio, and metrics.json stays plain JSON)."""
     out: dict[str, float] = {}
     for metric in metrics:
-        if metric in ours and metric in theirs and len(ours[metric]) and theirs[metric].mean() > 0:
+        if (metric in ours and metric in theirs and len(ours[metric]) >= MIN_PAIRED
+                and theirs[metric].mean() > 0):
             key = f"{prefix}/{metric}"
             out[key], out[f"{key}/low"], out[f"{key}/high"] = paired_ratio(ours[metric], theirs[metric])
     return out

@@ -30,7 +30,10 @@ def test_evaluate_writes_every_metric_family(demo_dir: Path, random_checkpoint: 
     from neo.recipes.evaluate import EvaluateRecipe
 
     overrides = [f"data.path={demo_dir}", "data.name=demo", f"checkpoint={random_checkpoint}",
-                 f"output_dir={tmp_path}", "device=cpu", f"eval.settings.rec_prompt={rec_prompt}", *SMALL_EVAL]
+                 f"output_dir={tmp_path}", "device=cpu", f"eval.settings.rec_prompt={rec_prompt}",
+                 # enough users for a paired interval (neo.eval.metrics.MIN_PAIRED)
+                 *[o if not o.startswith("eval.settings.max_users=") else "eval.settings.max_users=40"
+                   for o in SMALL_EVAL]]
     with initialize_config_module(config_module="neo.conf", version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=overrides)
     recipe = EvaluateRecipe(cfg)
@@ -45,13 +48,14 @@ def test_evaluate_writes_every_metric_family(demo_dir: Path, random_checkpoint: 
             assert f"baseline/popularity/rec/{entity_type}/recall@10" in metrics
             # neo against the baseline on the same users, with a paired interval around the ratio
             ratio = f"vs/popularity/rec/{entity_type}/recall@10"
-            if metrics[f"baseline/popularity/rec/{entity_type}/recall@10"] > 0:
-                assert metrics[ratio] == pytest.approx(metrics[f"rec/{entity_type}/recall@10"]
-                                                       / metrics[f"baseline/popularity/rec/{entity_type}/recall@10"])
+            baseline_recall = metrics[f"baseline/popularity/rec/{entity_type}/recall@10"]
+            if baseline_recall > 0 and metrics[f"rec/{entity_type}/n"] >= 30:
+                assert metrics[ratio] == pytest.approx(metrics[f"rec/{entity_type}/recall@10"] / baseline_recall)
                 assert metrics[f"{ratio}/low"] <= metrics[f"{ratio}/high"]
-            else:  # no ratio to a baseline that scores 0
+            else:  # no ratio to a baseline that scores 0, no interval over a handful of users
                 assert ratio not in metrics
     assert any(key.startswith("rec/") for key in metrics)
+    assert any(key.startswith("vs/popularity/rec/") and key.endswith("/low") for key in metrics)
     # the checkpoint carries a transition prior: the report also shows the model alone
     assert any(key.startswith("model_alone/rec/") for key in metrics)
     assert any(key.startswith("search/") for key in metrics)

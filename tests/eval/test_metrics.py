@@ -114,15 +114,22 @@ def test_a_large_sample_separates_a_real_gain_from_a_tie() -> None:
 
 
 def test_paired_comparisons_use_the_users_and_queries_both_systems_ranked() -> None:
-    ranks = {"neo/product": {"u1": 0, "u2": 1, "u3": 30}, "cooc/product": {"u1": 1, "u2": 1, "u4": 0},
-             "cooc/brand": {"u1": 0}}  # neo ranked no brand: no comparison
-    got = paired_rec(ranks, ks=(10,))
+    # per n: u<n>a and u<n>a2 ranked by both systems, u<n>b by neo only, u<n>c by the baseline only
+    neo = {f"u{n}{part}": rank for n in range(30) for part, rank in (("a", 0), ("a2", 1), ("b", 30))}
+    cooc = {f"u{n}{part}": rank for n in range(30) for part, rank in (("a", 1), ("a2", 1), ("c", 0))}
+    got = paired_rec({"neo/product": neo, "cooc/product": cooc, "cooc/brand": {"u0a": 0}}, ks=(10,))
+    # neo ranked no brand: no comparison there
     assert set(got) == {f"vs/cooc/rec/product/{m}{end}" for m in ("recall@10", "ndcg@10") for end in ("", "/low", "/high")}
     assert got["vs/cooc/rec/product/ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / (2 / math.log2(3)))
     assert got["vs/cooc/rec/product/recall@10"] == 1.0
-    searched = paired_search({"neo/product": [["a"], ["b"]], "bm25/product": [["a"], ["c"]]},
-                             {"product": [{"a"}, {"b"}]}, ks=(10,))
+    searched = paired_search({"neo/product": [["a"], ["b"]] * 15, "bm25/product": [["a"], ["c"]] * 15},
+                             {"product": [{"a"}, {"b"}] * 15}, ks=(10,))
     assert searched["vs/bm25/search/product/recall@10"] == 2.0
+
+
+def test_too_few_examples_get_a_ratio_in_the_report_but_no_interval() -> None:
+    few = paired_search({"neo/artist": [["a"], ["b"]], "bm25/artist": [["a"], ["c"]]}, {"artist": [{"a"}, {"b"}]})
+    assert few == {}
 
 
 @pytest.fixture
