@@ -65,17 +65,19 @@ def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> 
                 out.append(mapped[interaction.item])
         return out
 
-    def pairs(which: str) -> tuple[list[list[str]], list[str]]:
+    def pairs(which: str) -> tuple[list[list[str]], list[str], list[str]]:
+        """(histories, targets, users) of the users with a `which` target."""
         wanted = targets(catalog, split, which, entity_type)
-        return [as_type(split.history(which, user)) for user in wanted], list(wanted.values())
+        return [as_type(split.history(which, user)) for user in wanted], list(wanted.values()), list(wanted)
 
+    valid, evaluated = pairs("valid"), pairs(part)
     return TypedSplit(
         entity_type,
         catalog.item_ids(entity_type),
         [as_type(h) for h in split.train.values()],
-        pairs("valid"),
-        pairs(part),
-        list(targets(catalog, split, part, entity_type)),
+        valid[:2],
+        evaluated[:2],
+        evaluated[2],
     )
 
 

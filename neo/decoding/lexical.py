@@ -179,8 +179,9 @@ class LexicalPrior:
             return self
         index = self._index(entity_type)
         vocab = dict(index.vocab)
-        added, lengths = self._term_counts([". ".join([title] * self.title_weight) for title in titles.values()],
-                                           vocab)
+        # a title counted `title_weight` times: its counts that many times over (`FieldCounts` uses the same)
+        added, lengths = self._term_counts(list(titles.values()), vocab)
+        added, lengths = self.title_weight * added, self.title_weight * lengths
         old = _widen(index.weights, len(vocab))
         old_counts = scipy.sparse.csc_matrix((index.counts, old.indices, old.indptr), shape=old.shape)
         indexed = {item: row for row, item in enumerate(index.ids)}
@@ -269,9 +270,9 @@ class LexicalPrior:
 
     def _top_scores(self, entity_type: str, queries: Sequence[str], top: int
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query, the (item positions, BM25 scores) of at most `top` best items sharing a word with it;
-        of items tied at the cut the earlier ones, so the result does not hang on the order of the index's
-        words (`fit_index` builds the same scores with the words in another order)."""
+        """Per query, the (item positions, BM25 scores) of at most `top` best items sharing a word with it,
+        in rank order: by score, ties to the earlier item, so the result does not hang on the order of the
+        index's words (`fit_index` builds the same scores with the words in another order)."""
         index = self._index(entity_type)
         tokens = import_bm25s().tokenize(list(queries), stopwords="en", return_ids=False, show_progress=False)
         token_rows, query_cols = [], []
@@ -291,11 +292,11 @@ class LexicalPrior:
             items, values = scored.indices[span], scored.data[span]
             keep = values > 0
             items, values = items[keep], values[keep]
-            if len(items) > top:  # the best `top`, ties at the cut going to the earlier item, as in the metrics
+            if len(items) > top:  # only candidates at least as good as the `top`-th are ranked below
                 tied = values >= np.partition(values, len(values) - top)[len(values) - top]
                 items, values = items[tied], values[tied]
-                best = np.lexsort((items, -values))[:top]
-                items, values = items[best], values[best]
+            best = np.lexsort((items, -values))[:top]  # ties go to the earlier item, as in the metrics
+            items, values = items[best], values[best]
             out.append((items.astype(np.int64), values.astype(np.float32)))
         return out
 
@@ -453,9 +454,9 @@ def mean_ndcg(prior: LexicalPrior, queries: Sequence[LabelledQuery]) -> float:
     for entity_type in dict.fromkeys(q.type for q in queries):
         typed = [q for q in queries if q.type == entity_type]
         ids = prior._index(entity_type).ids
-        for query, (items, scores) in zip(typed, prior._top_scores(entity_type, [q.text for q in typed], 10),
-                                          strict=True):
-            total += _ndcg_at_10([ids[i] for i in items[np.lexsort((items, -scores))]], set(query.items))
+        for query, (items, _) in zip(typed, prior._top_scores(entity_type, [q.text for q in typed], 10),
+                                     strict=True):
+            total += _ndcg_at_10([ids[i] for i in items], set(query.items))
     return total / len(queries) if queries else 0.0
 
 
