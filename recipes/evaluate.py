@@ -5,7 +5,8 @@
 Reads `<output_dir>/instruct` unless `checkpoint` says otherwise, and writes
 `<output_dir>/eval/metrics.json` (flat keys: `rec/<type>/ndcg@10`, `search/<type>/recall@10`,
 `baseline/<name>/...`, `validity/...`, `steer/...`, `understand/...`, `latency/...`) and
-`<output_dir>/eval/report.md` with its plots.
+`<output_dir>/eval/report.md` with its plots, and every user's rank and query's ranked list per system
+(`per_example.json`: two runs compare pairwise with `python -m neo.eval.compare`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import hydra
 from neo.eval.baselines.base import SearchQuery
+from neo.eval.compare import per_example_record, save_per_example
 from neo.eval.metrics import flat_keys, paired_rec, paired_search, rank_metrics, set_metrics
 from neo.eval.model_eval import EvalSettings, ModelEvaluator
 from neo.eval.report import write_report
@@ -132,13 +134,15 @@ class EvaluateRecipe:
         metrics: dict[str, Any] = {}
         ks = self.settings.ks
         rec_ranks: dict[str, dict[str, int]] = {}  # "neo/<type>" and "<baseline>/<type>" -> {user: rank}
+        alone_ranks: dict[str, dict[str, int]] = {}  # "model_alone/<type>" -> {user: rank}
         for entity_type in types:
             wanted = self.evaluator.rec_users(evaluated, entity_type)
             if wanted:
                 ranks = rec_ranks[f"neo/{entity_type}"] = self.evaluator.rec_ranks(evaluated, entity_type, wanted)
                 metrics.update(flat_keys(f"rec/{entity_type}", _of_ranks(ranks, ks)))
                 if self.evaluator.fuses:  # what the transition prior adds, in every report
-                    alone = self.evaluator.rec_ranks(evaluated, entity_type, wanted, fused=False)
+                    alone = alone_ranks[f"model_alone/{entity_type}"] = self.evaluator.rec_ranks(
+                        evaluated, entity_type, wanted, fused=False)
                     metrics.update(flat_keys(f"model_alone/rec/{entity_type}", _of_ranks(alone, ks)))
         rec_baselines = list(self.cfg.eval.rec_baselines)
         if rec_baselines:
@@ -148,11 +152,13 @@ class EvaluateRecipe:
         metrics.update(paired_rec(rec_ranks, ks))
         queries = self._queries(types)
         ranked_lists: dict[str, list[list[str]]] = {}  # "neo/<type>" and "<baseline>/<type>" -> top items
+        alone_lists: dict[str, list[list[str]]] = {}  # "model_alone/<type>" -> top items
         for entity_type, typed in queries.items():
             ranked = ranked_lists[f"neo/{entity_type}"] = self.evaluator.search_ranked(entity_type, typed)
             metrics.update(flat_keys(f"search/{entity_type}", _of_lists(ranked, typed, ks)))
             if self.evaluator.fuses_search:  # what the lexical prior adds, in every report
-                alone = self.evaluator.search_ranked(entity_type, typed, fused=False)
+                alone = alone_lists[f"model_alone/{entity_type}"] = self.evaluator.search_ranked(
+                    entity_type, typed, fused=False)
                 metrics.update(flat_keys(f"model_alone/search/{entity_type}", _of_lists(alone, typed, ks)))
         search_baselines = list(self.cfg.eval.search_baselines)
         title_weight = self.evaluator.lexical.title_weight if self.evaluator.fuses_search else 1
@@ -173,6 +179,9 @@ class EvaluateRecipe:
         metrics.update(published_metrics(self.cfg.eval.get("published")))
         metrics["seconds"] = round(time.perf_counter() - started, 1)
         write_json(self.eval_dir / "metrics.json", metrics)
+        save_per_example(self.eval_dir, per_example_record(
+            {**rec_ranks, **alone_ranks}, {t: [(q.text, q.items) for q in typed] for t, typed in queries.items()},
+            {**ranked_lists, **alone_lists}))
         report = write_report(self.eval_dir, self.catalog.name, metrics, examples, self.train_metrics,
                               self.output_dir / SIDS_DIR / "report.json")
         log.info("metrics: %s; report: %s", self.eval_dir / "metrics.json", report)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from neo.eval.compare import compare, load_per_example
 
 from neo.data import Catalog
 
@@ -56,6 +57,17 @@ def test_evaluate_writes_every_metric_family(demo_dir: Path, random_checkpoint: 
                 assert ratio not in metrics
     assert any(key.startswith("rec/") for key in metrics)
     assert any(key.startswith("vs/popularity/rec/") and key.endswith("/low") for key in metrics)
+    # every user's rank is kept: the same comparison, re-derived from the file, gives the same figures
+    record = load_per_example(tmp_path / "eval")
+    for row in compare(record, record, "neo", "popularity"):
+        key = f"vs/popularity/{row.task}/{row.entity_type}/{row.metric}"
+        assert row.ours == pytest.approx(metrics[f"{row.task}/{row.entity_type}/{row.metric}"])
+        if key in metrics:
+            assert (row.ratio, row.low, row.high) == (metrics[key], metrics[f"{key}/low"], metrics[f"{key}/high"])
+        else:  # fewer than MIN_PAIRED users, or a baseline that scores 0
+            assert row.low is None
+    assert {key.split("/")[0] for key in record["rec"]} == {"neo", "model_alone", "popularity"}
+    assert {key.split("/")[0] for key in record["search"]} == {"neo", "model_alone"}
     # the checkpoint carries a transition prior: the report also shows the model alone
     assert any(key.startswith("model_alone/rec/") for key in metrics)
     assert any(key.startswith("search/") for key in metrics)
