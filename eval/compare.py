@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neo.eval.metrics import DEFAULT_KS, MIN_PAIRED, paired_ratio, rank_gains, set_gains
+from neo.eval.metrics import DEFAULT_KS, MIN_PAIRED, paired_comparison, rank_gains, set_gains
 
 from neo.io import read_json, write_json
 
@@ -102,20 +102,9 @@ class Comparison:
 
 def _paired(task: str, entity_type: str, ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray],
             metrics: Sequence[str]) -> list[Comparison]:
-    out = []
-    for metric in metrics:
-        if metric not in ours or metric not in theirs or not len(ours[metric]):
-            continue
-        mine, other = ours[metric], theirs[metric]
-        ratio = low = high = None
-        if other.mean() > 0:
-            if len(mine) >= MIN_PAIRED:
-                ratio, low, high = paired_ratio(mine, other)
-            else:
-                ratio = float(mine.mean() / other.mean())
-        out.append(Comparison(task, entity_type, metric, len(mine), float(mine.mean()), float(other.mean()),
-                              ratio, low, high))
-    return out
+    return [Comparison(task, entity_type, metric, len(ours[metric]), float(ours[metric].mean()),
+                       float(theirs[metric].mean()), *paired_comparison(ours[metric], theirs[metric]))
+            for metric in metrics if metric in ours and metric in theirs and len(ours[metric])]
 
 
 def _query_keys(queries: Iterable[Sequence[Any]]) -> list[tuple[str, tuple[str, ...], int]]:

@@ -133,17 +133,30 @@ MIN_PAIRED = 30
 only redraw those few, and its interval would look far narrower than what they can tell."""
 
 
+def paired_comparison(ours: np.ndarray, theirs: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """(ratio, low, high) of mean(ours) / mean(theirs) on the same examples: with its 95% interval
+    (`paired_ratio`) from `MIN_PAIRED` examples on, the ratio alone below, and nothing where `theirs` scores
+    0 (no ratio)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    if not theirs.mean() > 0:
+        return None, None, None
+    if len(ours) < MIN_PAIRED:
+        return float(ours.mean() / theirs.mean()), None, None
+    return paired_ratio(ours, theirs)
+
+
 def paired_keys(prefix: str, ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray],
                 metrics: Sequence[str] = ("recall@10", "ndcg@10")) -> dict[str, float]:
     """`<prefix>/<metric>` = neo / baseline on the same examples, with `.../low` and `.../high`, the 95%
-    bootstrap interval (`paired_ratio`), for each of `metrics` both systems have; none below `MIN_PAIRED`
+    bootstrap interval (`paired_comparison`), for each of `metrics` both systems have; none below `MIN_PAIRED`
     examples, nor where the baseline scores 0 (no ratio, and metrics.json stays plain JSON)."""
     out: dict[str, float] = {}
     for metric in metrics:
-        if (metric in ours and metric in theirs and len(ours[metric]) >= MIN_PAIRED
-                and theirs[metric].mean() > 0):
-            key = f"{prefix}/{metric}"
-            out[key], out[f"{key}/low"], out[f"{key}/high"] = paired_ratio(ours[metric], theirs[metric])
+        if metric in ours and metric in theirs and len(ours[metric]):
+            ratio, low, high = paired_comparison(ours[metric], theirs[metric])
+            if low is not None:
+                key = f"{prefix}/{metric}"
+                out[key], out[f"{key}/low"], out[f"{key}/high"] = ratio, low, high
     return out
 
 

@@ -13,6 +13,7 @@ from neo.eval.metrics import (
     catalog_validity,
     latency_summary,
     normalise_term,
+    paired_comparison,
     paired_ratio,
     paired_rec,
     paired_search,
@@ -130,6 +131,13 @@ def test_paired_comparisons_use_the_users_and_queries_both_systems_ranked() -> N
 def test_too_few_examples_get_a_ratio_in_the_report_but_no_interval() -> None:
     few = paired_search({"neo/artist": [["a"], ["b"]], "bm25/artist": [["a"], ["c"]]}, {"artist": [{"a"}, {"b"}]})
     assert few == {}
+
+
+def test_a_comparison_has_an_interval_from_min_paired_examples_and_no_ratio_to_zero() -> None:
+    assert paired_comparison(np.array([1.0, 0.0]), np.array([0.5, 0.0])) == (2.0, None, None)
+    assert paired_comparison(np.array([1.0, 0.0]), np.zeros(2)) == (None, None, None)
+    ratio, low, high = paired_comparison(np.ones(30), np.full(30, 0.5))
+    assert (ratio, low, high) == (2.0, 2.0, 2.0)
 
 
 @pytest.fixture
