@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from neo.eval.baselines.base import Recommender, SearchBaseline, SearchQuery
 from neo.eval.baselines.bm25 import BM25, BM25Fitted
@@ -52,6 +53,12 @@ class TypedSplit:
     evaluation_users: list[str]
 
 
+class _Pairs(NamedTuple):
+    histories: list[list[str]]
+    targets: list[str]
+    users: list[str]
+
+
 def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> TypedSplit:
     """Map every interaction of `split` to `entity_type` (dropping those with no such link)."""
     mapped: dict[str, str | None] = {}
@@ -65,19 +72,19 @@ def typed_split(catalog: Catalog, split: Split, entity_type: str, part: str) -> 
                 out.append(mapped[interaction.item])
         return out
 
-    def pairs(which: str) -> tuple[list[list[str]], list[str], list[str]]:
-        """(histories, targets, users) of the users with a `which` target."""
+    def pairs(which: str) -> _Pairs:
+        """The users with a `which` target: their histories and targets."""
         wanted = targets(catalog, split, which, entity_type)
-        return [as_type(split.history(which, user)) for user in wanted], list(wanted.values()), list(wanted)
+        return _Pairs([as_type(split.history(which, user)) for user in wanted], list(wanted.values()), list(wanted))
 
     valid, evaluated = pairs("valid"), pairs(part)
     return TypedSplit(
         entity_type,
         catalog.item_ids(entity_type),
         [as_type(h) for h in split.train.values()],
-        valid[:2],
-        evaluated[:2],
-        evaluated[2],
+        (valid.histories, valid.targets),
+        (evaluated.histories, evaluated.targets),
+        evaluated.users,
     )
 
 

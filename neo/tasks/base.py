@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from neo.data.catalog import Catalog
 from neo.data.splits import target_of
 from neo.sids.table import SIDTable
-from neo.tasks.prompts import DEFAULT_STYLE, PLAIN, ChatFormat, HistoryLine, HistoryStyle, history_lines
+from neo.tasks.prompts import (
+    DEFAULT_STYLE,
+    PLAIN,
+    ChatFormat,
+    HistoryLine,
+    HistoryStyle,
+    history_block,
+    history_lines,
+)
 from neo.vocab import SIDVocab
 
 if TYPE_CHECKING:
@@ -177,6 +185,10 @@ class TaskContext:
         if not 0 <= start < end <= len(later):
             raise IndexError(f"history window [{start}, {end}) outside user {user!r}'s {len(later)} items")
         return "\n".join([first[start], *later[start + 1 : end]])
+
+    def history_text_of(self, interactions: Sequence[Interaction]) -> str:
+        """`history_block` of any interactions (a thinned history: gaps are between the kept lines)."""
+        return history_block(self.lines(interactions), self.style)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from neo.tasks import align, children, next_items, profile, recommend, search
+from neo.tasks import align, children, next_items, profile, rec_sequence, recommend, search
 from neo.tasks.base import TaskContext
 from neo.tasks.pipeline import IGNORE_INDEX, TASKS, task_examples, tokenize_examples
-from neo.tasks.prompts import ChatFormat
+from neo.tasks.prompts import ChatFormat, history_block
 
 from .conftest import EPISODES_PER_SHOW, SHOWS, episode_id
 
@@ -242,3 +242,57 @@ def test_next_items_lists_an_items_training_successors_most_frequent_first(ctx):
         best = max(n for (a, _), n in train.items() if a == item)
         assert counts[0] == best
         assert example.completion == "\n".join(ctx.span[b] for b in answer) and ctx.span[item] in example.prompt
+
+
+def test_rec_sequence_without_variants_is_the_whole_recent_history(ctx):
+    cfg = {"max_history": 4, "min_history": 2}
+    for user in ctx.train_users:
+        history = ctx.train_history(user)
+        found = rec_sequence.examples(ctx, user, cfg, seed=0)
+        if len(history[-4:]) < 2:
+            assert found == []
+            continue
+        (example,) = found
+        assert example.meta["items"] == [x.item for x in history[-4:]]
+        assert example.completion == ctx.history_text(user, max(0, len(history) - 4), len(history))
+
+
+def test_rec_sequence_variants_thin_the_history_in_order(ctx):
+    cfg = {"max_history": 6, "min_history": 2, "variants": 5, "item_dropout": 0.5}
+    thinned = 0
+    for user in ctx.train_users:
+        history = ctx.train_history(user)
+        found = rec_sequence.examples(ctx, user, cfg, seed=0)
+        assert found == rec_sequence.examples(ctx, user, cfg, seed=0)  # a pure function of its arguments
+        assert found[0].meta["items"] == [x.item for x in history[-6:]]  # the whole history comes first
+        assert 1 <= len(found) <= 5
+        for example in found[1:]:
+            items = example.meta["items"]
+            assert 2 <= len(items) <= 6
+            if len({x.item for x in history}) < len(history):
+                continue  # a repeated item makes the kept positions ambiguous
+            kept, position = [], 0
+            for item in items:  # an ordered subsequence of the training history
+                while history[position].item != item:
+                    position += 1
+                kept.append(history[position])
+                position += 1
+            # gaps are counted between the kept lines, as a sparser history would show them
+            assert example.completion == history_block(ctx.lines(kept), ctx.style)
+            thinned += len(items) < len(history[-6:]) or len(history) > 6
+    assert thinned > 0
+    other = [rec_sequence.examples(ctx, u, cfg, seed=1) for u in ctx.train_users]
+    assert other != [rec_sequence.examples(ctx, u, cfg, seed=0) for u in ctx.train_users]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"variants": 0}, "variants must be >= 1"),
+        ({"variants": 3, "item_dropout": 1.0}, r"item_dropout must be in \[0, 1\)"),
+        ({"variants": 3}, "repeats the same history"),
+    ],
+)
+def test_rec_sequence_rejects_augmentation_that_cannot_work(ctx, options, message):
+    with pytest.raises(ValueError, match=message):
+        rec_sequence.examples(ctx, ctx.train_users[0], {"max_history": 6, **options}, seed=0)
