@@ -14,11 +14,14 @@ their skipped steps are the pairs two or three steps apart that the co-occurrenc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from neo.tasks.base import Example, Task, TaskContext, rng_for
 from neo.tasks.prompts import rec_sequence_prompt, templates
+
+if TYPE_CHECKING:
+    from neo.data.splits import Interaction
 
 
 def keys(ctx: TaskContext, cfg: Mapping[str, Any]) -> list[str]:
@@ -54,7 +57,8 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
     return out
 
 
-def _example(ctx: TaskContext, user: str, full: list, kept: list[int], template: int, whole: bool) -> Example:
+def _example(ctx: TaskContext, user: str, full: Sequence[Interaction], kept: list[int], template: int,
+             whole: bool) -> Example:
     prompt = rec_sequence_prompt(chat=ctx.chat, template=template)
     if whole:  # the common case reads the user's lines rendered once
         completion = ctx.history_text(user, kept[0], kept[-1] + 1)
