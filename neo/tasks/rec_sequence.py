@@ -48,23 +48,20 @@ def examples(ctx: TaskContext, user: str, cfg: Mapping[str, Any], seed: int) -> 
         return []
     rng = rng_for(seed, "rec_sequence", user)
     count = len(templates("rec_sequence"))
-    out = [_example(ctx, user, full, list(range(start, len(full))), rng.randrange(count), True)]
+    # the whole history reads the user's lines rendered once (`history_text`)
+    out = [_example(ctx, user, rng.randrange(count), ctx.history_text(user, start, len(full)), full[start:])]
     for _ in range(variants - 1):
-        kept = [i for i in range(len(full)) if rng.random() >= dropout][-max_history:]
+        kept = [x for x in full if rng.random() >= dropout][-max_history:]
         template = rng.randrange(count)  # drawn before the check, so one short copy does not shift the rest
         if len(kept) >= min_history:
-            out.append(_example(ctx, user, full, kept, template, False))
+            out.append(_example(ctx, user, template, ctx.history_text_of(kept), kept))
     return out
 
 
-def _example(ctx: TaskContext, user: str, full: Sequence[Interaction], kept: list[int], template: int,
-             whole: bool) -> Example:
+def _example(ctx: TaskContext, user: str, template: int, completion: str, history: Sequence[Interaction]
+             ) -> Example:
     prompt = rec_sequence_prompt(chat=ctx.chat, template=template)
-    if whole:  # the common case reads the user's lines rendered once
-        completion = ctx.history_text(user, kept[0], kept[-1] + 1)
-    else:
-        completion = ctx.history_text_of([full[i] for i in kept])
-    return Example(prompt, completion, "rec_sequence", {"user": user, "items": [full[i].item for i in kept]})
+    return Example(prompt, completion, "rec_sequence", {"user": user, "items": [x.item for x in history]})
 
 
 TASK = Task("rec_sequence", keys, examples)
