@@ -46,9 +46,9 @@ class BaselinesRecipe:
         # Threads first: torch reads the setting when its thread pool starts, on the first op.
         if self.cfg.threads:
             torch.set_num_threads(int(self.cfg.threads))
-        from neo.data.resolve import resolve_dataset
+        from neo.data.resolve import load_catalog
 
-        self.catalog = Catalog.load(resolve_dataset(self.cfg.data, progress=self.cfg.progress))
+        self.catalog = load_catalog(self.cfg.data, progress=self.cfg.progress)
         self.split = make_split(self.catalog)
         if self.cfg.part not in ("valid", "test"):
             raise ValueError(f"part must be 'valid' or 'test', got {self.cfg.part!r}")

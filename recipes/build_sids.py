@@ -32,13 +32,10 @@ class BuildSIDsRecipe:
         self.catalog: Catalog | None = None
 
     def setup(self) -> None:
-        self.catalog = Catalog.load(self._setup_data())
+        """The catalog; the demo world or a converted real dataset is made on first use."""
+        from neo.data.resolve import load_catalog
 
-    def _setup_data(self) -> Path:
-        """The dataset directory; the demo world or a converted real dataset is made on first use."""
-        from neo.data.resolve import resolve_dataset
-
-        return Path(resolve_dataset(self.cfg.data))
+        self.catalog = load_catalog(self.cfg.data)
 
     def run(self) -> tuple[dict[str, SIDTable], dict[str, Any]]:
         assert self.catalog is not None, "call setup() first"

@@ -26,8 +26,7 @@ from neo.eval.report import write_report
 from neo.eval.run_baselines import run_rec_baselines, run_search_baselines, sasrec_config_from
 from omegaconf import DictConfig, OmegaConf
 
-from neo.data import Catalog
-from neo.data.resolve import resolve_dataset
+from neo.data.resolve import load_catalog, split_overrides
 from neo.data.splits import Split, make_split
 from neo.decoding.lexical import INDEX_FILE, IndexFit, IndexSettings, LexicalPrior, fit_index
 from neo.decoding.prior import PRIOR_FILE, CountSettings, ItemPrior
@@ -83,7 +82,13 @@ class EvaluateRecipe:
             raise FileNotFoundError(f"{self.checkpoint}: no neo checkpoint here (train with `neo run train "
                                     f"stage=instruct` or pass checkpoint=<dir>)")
         meta = json.loads((self.checkpoint / "neo.json").read_text())
-        self.catalog = Catalog.load(resolve_dataset(self.cfg.data))
+        trained_split = split_overrides(meta.get("config", {}).get("data") or {})
+        asked_split = split_overrides(self.cfg.data)
+        if trained_split != asked_split:
+            # A tuning checkpoint (hold_back) scored on the real split, or the reverse, measures neither.
+            raise ValueError(f"{self.checkpoint} was trained with data.split {trained_split or '{}'}, but this run "
+                             f"evaluates data.split {asked_split or '{}'}: pass the same data.split overrides")
+        self.catalog = load_catalog(self.cfg.data)
         self.split = make_split(self.catalog)
         device = resolve_device(self.cfg.device)
         model, tokenizer, vocab = load_stage_checkpoint(self.checkpoint)

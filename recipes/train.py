@@ -83,11 +83,12 @@ class TrainRecipe:
         self.rank = dist.get_rank()
 
     def _setup_data(self) -> Catalog:
-        from neo.data.resolve import resolve_dataset
+        from neo.data.resolve import resolve_dataset, split_overrides
 
         path = resolve_dataset(self.cfg.data) if self.rank == 0 else None
         dist.barrier()
-        return Catalog.load(path if path is not None else resolve_dataset(self.cfg.data))
+        return Catalog.load(path if path is not None else resolve_dataset(self.cfg.data),
+                            split=split_overrides(self.cfg.data))
 
     def _setup_sids(self) -> dict[str, SIDTable]:
         sids_dir = self.output_dir / SIDS_DIR

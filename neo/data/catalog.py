@@ -22,11 +22,12 @@ JSON strings because their keys differ between entity types.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -109,12 +110,29 @@ class DatasetSpec:
         split = raw.get("split") or {"protocol": "leave_one_out"}
         if isinstance(split, str):
             split = {"protocol": split}
-        if split.get("protocol") not in SPLIT_PROTOCOLS:
-            raise CatalogError(
-                path,
-                f"field 'split.protocol' must be one of {SPLIT_PROTOCOLS}, got {split.get('protocol')!r}",
-            )
-        return cls(str(raw["name"]), tuple(parsed), dict(split), str(raw.get("description", "")))
+        return cls(str(raw["name"]), tuple(parsed), checked_split(split, path), str(raw.get("description", "")))
+
+    def with_split(self, overrides: Mapping[str, Any], where: str | os.PathLike) -> DatasetSpec:
+        """This spec with `overrides` laid over its split (a run's `data.split`), checked as a file's would be."""
+        return dataclasses.replace(self, split=checked_split({**self.split, **overrides}, where))
+
+
+def checked_split(split: Any, where: str | os.PathLike) -> dict[str, Any]:
+    """A split section (`protocol`, optional `hold_back`, temporal cut-offs), refused with `where` named
+    when a field is wrong."""
+    if not isinstance(split, Mapping):
+        raise CatalogError(where, f"field 'split' must be a mapping or a protocol name, got {split!r}")
+    if split.get("protocol", "leave_one_out") not in SPLIT_PROTOCOLS:
+        raise CatalogError(where, f"field 'split.protocol' must be one of {SPLIT_PROTOCOLS}, got {split.get('protocol')!r}")
+    hold_back = split.get("hold_back", 0)
+    if isinstance(hold_back, bool) or not isinstance(hold_back, int) or hold_back < 0:
+        raise CatalogError(where, f"field 'split.hold_back' must be an integer >= 0, got {hold_back!r}")
+    if hold_back and split.get("protocol", "leave_one_out") != "leave_one_out":
+        raise CatalogError(
+            where, "field 'split.hold_back' applies to the leave_one_out protocol; for a temporal split, move "
+            "split.valid_time and split.test_time earlier instead"
+        )
+    return {"protocol": "leave_one_out", **split}
 
 
 # Per table: field -> (required, kind). Kinds: str, num, obj (stored as JSON), strlist.
@@ -403,11 +421,15 @@ class Catalog:
         self.profiles: datasets.Dataset | None = tables.get("profiles")
 
     @classmethod
-    def load(cls, root: str | os.PathLike) -> Catalog:
+    def load(cls, root: str | os.PathLike, split: Mapping[str, Any] | None = None) -> Catalog:
+        """The dataset at `root`; `split` overrides fields of its dataset.yaml split (for example
+        `{"hold_back": 1}`, a tuning run) without touching the file."""
         root = Path(root)
         if not root.is_dir():
             raise CatalogError(root, "not a directory (expected a dataset with dataset.yaml)")
         spec = DatasetSpec.from_file(root / "dataset.yaml")
+        if split:
+            spec = spec.with_split(split, "data.split")
         return cls(root, spec, {name: load_table(root, name) for name in TABLES})
 
     @property

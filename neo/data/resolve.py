@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from neo.data.catalog import CatalogError
+from neo.data.catalog import Catalog, CatalogError
 
 
 def resolve_dataset(data_cfg: Mapping[str, Any], progress: bool = True) -> Path:
@@ -68,3 +68,15 @@ def resolve_dataset(data_cfg: Mapping[str, Any], progress: bool = True) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def split_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's `data.split` fields that are set (for example `hold_back: 1`, a tuning run), laid over
+    dataset.yaml's split when the catalog is loaded; null leaves the file's value."""
+    split = data_cfg.get("split") or {}
+    return {key: split[key] for key in split if split[key] is not None}
+
+
+def load_catalog(data_cfg: Mapping[str, Any], progress: bool = True) -> Catalog:
+    """The catalog of `data_cfg`, created on first use, with the config's split overrides."""
+    return Catalog.load(resolve_dataset(data_cfg, progress=progress), split=split_overrides(data_cfg))

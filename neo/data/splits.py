@@ -12,6 +12,13 @@ Two protocols, chosen in `dataset.yaml` (`split.protocol`):
 
 Histories follow one rule for both: validation sees train; test sees train plus the validation target.
 Only `train` may produce training examples.
+
+`split.hold_back: N` (leave_one_out) sets each user's last N interactions aside before splitting: a
+*tuning run*. Its test part is the real validation target, predicted from a history whose last item the
+model never saw in that user's context, as at test. The real validation part cannot give that: its
+history is exactly a training sequence, so it rewards what the model memorised of each user, and
+decoding settings chosen there (how much the transition prior counts) favour the model more than test
+does (docs/benchmarks.md, sessions 15 and 17). A tuning run never sees the real test target.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ def make_split(catalog: Catalog) -> Split:
         user: [Interaction(*event) for event in events] for user, events in catalog.sequences().items()
     }
     if protocol == "leave_one_out":
+        hold_back = int(catalog.spec.split.get("hold_back", 0))
+        if hold_back:
+            sequences = {user: events[:-hold_back] for user, events in sequences.items() if len(events) > hold_back}
         return leave_one_out(sequences)
     if protocol == "temporal":
         return temporal(sequences, catalog.spec.split.get("valid_time"), catalog.spec.split.get("test_time"))

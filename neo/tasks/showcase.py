@@ -15,8 +15,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from neo.data.catalog import Catalog
-from neo.data.resolve import resolve_dataset
+from neo.data.resolve import load_catalog
 from neo.data.splits import make_split
 from neo.io import write_text
 from neo.sids.build import build_sid_tables
@@ -49,7 +48,7 @@ def _compose(dataset: str, work: Path) -> dict:
 def load_context(dataset: str, work: Path) -> tuple[TaskContext, dict]:
     """The dataset's catalog, split and (fast) SID tables, with the plain prompt format."""
     cfg = _compose(dataset, work)
-    catalog = Catalog.load(resolve_dataset(cfg["data"]))
+    catalog = load_catalog(cfg["data"])
     out_dir = work / catalog.name
     if not (out_dir / SIDS_DIR / "index.json").exists():
         build_sid_tables(catalog, cfg["sid"], out_dir)

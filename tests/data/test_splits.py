@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neo.data.catalog import Catalog
+from neo.data.catalog import Catalog, CatalogError
+from neo.data.resolve import load_catalog, split_overrides
 from neo.data.splits import Interaction, leave_one_out, make_split, target_of, targets, temporal
 
 from .helpers import base_tables, write_dataset
@@ -123,3 +125,53 @@ def test_search_texts_add_the_titles_of_linked_items(tmp_path: Path) -> None:
     assert catalog.search_texts("brand") == (["b1"], ["MugCo"])
     assert catalog.search_texts("product", links=False)[1] == ["Red mug. A mug", "Blue mug"]
     assert catalog.search_texts("product", title_weight=2)[1][1] == "Blue mug. Blue mug. MugCo"
+
+
+def test_hold_back_makes_the_validation_target_the_test_target(tmp_path: Path) -> None:
+    """A tuning run (`hold_back: 1`) predicts the real validation target from the real validation history,
+    and never sees the real test interaction."""
+    real = make_split(_catalog(tmp_path))
+    tuning = make_split(Catalog.load(tmp_path / "d", split={"hold_back": 1}))
+    assert tuning.test["u1"] == real.valid["u1"]
+    assert tuning.history("test", "u1") == real.history("valid", "u1")
+    assert [e.item for e in tuning.train["u1"]] == ["p2"] and tuning.valid["u1"] == Interaction("p1", 1.0, {"device": "phone"})
+    seen = [*tuning.train["u1"], tuning.valid["u1"], tuning.test["u1"]]
+    assert real.test["u1"] not in seen
+    assert "u2" not in tuning.train  # one interaction, held back: nothing left
+
+
+def test_hold_back_in_dataset_yaml_equals_the_override(tmp_path: Path) -> None:
+    from_file = make_split(_catalog(tmp_path / "a", {"protocol": "leave_one_out", "hold_back": 1}))
+    _catalog(tmp_path / "b")
+    assert make_split(Catalog.load(tmp_path / "b" / "d", split={"hold_back": 1})) == from_file
+
+
+@pytest.mark.parametrize(
+    ("split", "expected"),
+    [
+        ({"hold_back": -1}, "'split.hold_back' must be an integer >= 0, got -1"),
+        ({"hold_back": "one"}, "'split.hold_back' must be an integer >= 0, got 'one'"),
+        ({"hold_back": True}, "'split.hold_back' must be an integer >= 0, got True"),
+        ({"protocol": "temporal", "hold_back": 1}, "applies to the leave_one_out protocol"),
+        ({"protocol": "random"}, "'split.protocol' must be one of"),
+    ],
+)
+def test_bad_split_overrides_name_the_field(tmp_path: Path, split: dict, expected: str) -> None:
+    _catalog(tmp_path)
+    with pytest.raises(CatalogError, match="data.split") as error:
+        Catalog.load(tmp_path / "d", split=split)
+    assert expected in str(error.value)
+
+
+def test_bad_hold_back_in_dataset_yaml_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"dataset\.yaml: field 'split.hold_back'"):
+        _catalog(tmp_path, {"protocol": "leave_one_out", "hold_back": -2})
+
+
+def test_config_split_overrides_skip_unset_fields(tmp_path: Path) -> None:
+    """`data.split.hold_back: null` (the conf/data default) leaves dataset.yaml's value."""
+    _catalog(tmp_path, {"protocol": "leave_one_out", "hold_back": 1})
+    data_cfg = {"path": str(tmp_path / "d"), "split": {"hold_back": None}}
+    assert split_overrides(data_cfg) == {}
+    assert load_catalog(data_cfg).spec.split["hold_back"] == 1
+    assert load_catalog({**data_cfg, "split": {"hold_back": 0}}).spec.split["hold_back"] == 0

@@ -143,3 +143,16 @@ def test_a_checkpoint_without_its_prior_counts_one_and_a_title_weight_brings_bm2
     for entity_type in searched:
         assert f"baseline/bm25/search/{entity_type}/recall@10" in metrics
         assert f"baseline/bm25f/search/{entity_type}/recall@10" in metrics
+
+
+def test_a_split_other_than_the_checkpoints_is_refused(demo_dir: Path, random_checkpoint: Path, tmp_path: Path):
+    """A tuning checkpoint (data.split.hold_back) scored on the real split, or the reverse, measures neither."""
+    from neo.recipes.evaluate import EvaluateRecipe
+
+    overrides = [f"data.path={demo_dir}", "data.name=demo", f"checkpoint={random_checkpoint}",
+                 f"output_dir={tmp_path}", "device=cpu", "data.split.hold_back=1", *SMALL_EVAL]
+    with initialize_config_module(config_module="neo.conf", version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=overrides)
+    with pytest.raises(ValueError, match=r"trained with data.split \{\}, but this run evaluates data.split "
+                                         r"\{'hold_back': 1\}"):
+        EvaluateRecipe(cfg).setup()
