@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
 from neo.decoding.lexical import INDEX_FILE, IndexFit
-from neo.decoding.prior import PRIOR_FILE, ItemPrior
+from neo.decoding.prior import PRIOR_FILE, CountSettings, ItemPrior
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -87,3 +88,33 @@ def test_instruct_without_align_says_what_to_run(mini_world, tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="stage=align"):
         recipe.setup()
+
+
+def test_a_tuning_run_trains_and_counts_without_each_users_last_interaction(mini_world, tmp_path):
+    """`data.split.hold_back=1`: the rows and the transition counts come from the held-back split, and the
+    checkpoint says so (evaluate then refuses any other split for it)."""
+    from neo.recipes.train import TrainRecipe
+
+    from neo.data import Catalog
+    from neo.data.splits import make_split
+
+    catalog_dir, sids_dir = mini_world
+    output_dir = tmp_path / "run"
+    shutil.copytree(sids_dir, output_dir / "sids")
+    recipe = TrainRecipe(compose_train(["data=dir", f"data.path={catalog_dir}", "data.name=mini",
+                                        f"output_dir={output_dir}", "debug=fast", "model.tokenizer_vocab_size=400",
+                                        "tasks.num_proc=1", "tasks.max_length=256", "stage=align",
+                                        "data.split.hold_back=1"]))
+    recipe.setup()
+    recipe.train()
+    recipe.cleanup()
+    catalog = Catalog.load(catalog_dir)
+    tuning, real = make_split(Catalog.load(catalog_dir, split={"hold_back": 1})), make_split(catalog)
+    assert recipe.split == tuning != real
+    assert {u: x.item for u, x in tuning.test.items()} == {u: real.valid[u].item for u in tuning.test}
+    counted = ItemPrior.load(output_dir / "align" / PRIOR_FILE)
+    counting = CountSettings.from_config(OmegaConf.to_container(recipe.cfg.transitions, resolve=True))
+    expected = ItemPrior.from_split(catalog, tuning, list(counted.types), counting)
+    assert counted.types == expected.types
+    meta = json.loads((output_dir / "align" / "neo.json").read_text())
+    assert meta["config"]["data"]["split"] == {"hold_back": 1}
