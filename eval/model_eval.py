@@ -105,8 +105,8 @@ class ModelEvaluator:
 
     @property
     def fuses(self) -> bool:
-        """Whether recommendations add the transition prior (counts given and a weight above 0)."""
-        return self.prior is not None and self.settings.prior.weight > 0
+        """Whether recommendations add the transition prior (counts given and a weight above 0 somewhere)."""
+        return self.prior is not None and self.settings.prior.active
 
     @property
     def fuses_search(self) -> bool:

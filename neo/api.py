@@ -890,9 +890,10 @@ class Neo:
 
     def _prior_weight(self, request: RecommendRequest | SearchRequest) -> float:
         """The weight of a ranked request's prior: the request's own, else the model's (the transition
-        prior's `fusion.weight` for recommendations, the lexical prior's for searches); 0 without one."""
+        prior's weight for the request's type for recommendations, the lexical prior's for searches); 0
+        without one."""
         if isinstance(request, RecommendRequest):
-            default, available = self.fusion.weight, self.prior is not None
+            default, available = self.fusion.weight_for(request.target_type), self.prior is not None
         else:
             default, available = self.lexical_fusion.weight, self.lexical is not None
         if not available:

@@ -105,7 +105,7 @@ class EvaluateRecipe:
     def _prior(self, trained_with: dict[str, Any]) -> ItemPrior | None:
         """The checkpoint's transition counts; checkpoints from before they were saved count them here, as
         the training config (`trained_with`, from neo.json) says."""
-        if self.settings.prior.weight == 0:
+        if not self.settings.prior.active:
             return None
         path = self.checkpoint / PRIOR_FILE
         if path.exists():

@@ -59,7 +59,8 @@ class ServeRecipe:
             additions=self.cfg.additions,
         )
         if self.cfg.prior_weight is not None:
-            engine.fusion = dataclasses.replace(engine.fusion, weight=float(self.cfg.prior_weight))
+            # one weight for every recommendation: it replaces the checkpoint's per-type weights too
+            engine.fusion = dataclasses.replace(engine.fusion, weight=float(self.cfg.prior_weight), type_weights={})
         if self.cfg.lexical_weight is not None:
             engine.lexical_fusion = dataclasses.replace(engine.lexical_fusion, weight=float(self.cfg.lexical_weight))
         return engine

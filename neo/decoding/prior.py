@@ -30,7 +30,7 @@ import dataclasses
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,10 +77,12 @@ def settings_from_config(cls: type[SettingsT], options: Mapping[str, Any] | None
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """`eval.settings.prior`: how much the transition prior counts, its popularity share, and how many
-    recent history items it follows (each `decay` times the weight of the one after it)."""
+    """`eval.settings.prior`: how much the transition prior counts (per target type where `type_weights`
+    names it: counts that help one type may drown another's), its popularity share, and how many recent
+    history items it follows (each `decay` times the weight of the one after it)."""
 
     weight: float = 1.0
+    type_weights: Mapping[str, float] = field(default_factory=dict)
     smoothing: float = 0.1
     recent: int = 3
     decay: float = 0.3
@@ -88,6 +90,15 @@ class FusionSettings:
     def __post_init__(self) -> None:
         if self.weight < 0:
             raise ValueError(f"prior.weight must be >= 0 (0 switches the prior off), got {self.weight}")
+        type_weights = {}
+        for entity_type, value in self.type_weights.items():
+            try:
+                type_weights[str(entity_type)] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"prior.type_weights.{entity_type}: expected a number, got {value!r}") from None
+            if type_weights[str(entity_type)] < 0:
+                raise ValueError(f"prior.type_weights.{entity_type} must be >= 0, got {value}")
+        object.__setattr__(self, "type_weights", type_weights)
         if not 0 < self.smoothing <= 1:
             raise ValueError(
                 f"prior.smoothing must lie in (0, 1]: the popularity share that keeps every item reachable, "
@@ -101,6 +112,15 @@ class FusionSettings:
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> FusionSettings:
         return settings_from_config(cls, options, "prior")
+
+    def weight_for(self, entity_type: str) -> float:
+        """The prior's weight for recommendations of `entity_type`."""
+        return self.type_weights.get(entity_type, self.weight)
+
+    @property
+    def active(self) -> bool:
+        """Whether any recommendation adds the prior (a weight above 0 somewhere)."""
+        return self.weight > 0 or any(value > 0 for value in self.type_weights.values())
 
 
 @dataclass(frozen=True)
@@ -316,12 +336,14 @@ class ItemPrior:
                fresh: frozenset[str] = frozenset()) -> FusionBatch:
         """The beam search's `prior` argument: subtree masses of every node and leaf, per request.
 
-        `histories` are each request's item ids, oldest first. `weights` overrides `settings.weight`
-        per request (0 for requests the prior must not touch, such as searches batched with
+        `histories` are each request's item ids, oldest first. `weights` overrides the settings' weight
+        of each request's type per request (0 for requests the prior must not touch, such as searches batched with
         recommendations). `fresh` are the items added after training (pass the same object while it
         does not change: the lookups derived from it are cached by identity).
         """
         entries = self._successor_entries(trie, histories, entity_types, settings, fresh)
         tables = self._tables(trie, fresh)
+        if weights is None:
+            weights = [settings.weight_for(entity_type) for entity_type in entity_types]
         weight = request_weights(settings.weight, len(histories), weights, trie.device)
         return sparse_fusion(trie, tables["shared"], entries, weight, tables["neutral"])

@@ -125,7 +125,7 @@ def test_serve_recipe_can_switch_either_prior_off(random_checkpoint: Path) -> No
         off = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}", "prior_weight=0"])
     engine = ServeRecipe(default)._load_engine()
     assert engine.prior is not None and engine.fusion.weight == 1.0
-    assert ServeRecipe(off)._load_engine().fusion == dataclasses.replace(engine.fusion, weight=0.0)
+    assert ServeRecipe(off)._load_engine().fusion == dataclasses.replace(engine.fusion, weight=0.0, type_weights={})
     with initialize_config_module(config_module="neo.conf", version_base="1.3"):
         lexical_off = compose(config_name="serve", overrides=[f"checkpoint={random_checkpoint}", "lexical_weight=0"])
     unfused = ServeRecipe(lexical_off)._load_engine()
@@ -547,6 +547,11 @@ def test_recommendations_fuse_the_checkpoints_transition_counts(random_checkpoin
     default = Neo.from_pretrained(random_checkpoint, beam_width=12)
     assert default.recommend([last], "episode", k=3, prior_weight=50.0) == heavy.recommend([last], "episode", k=3)
     assert heavy.recommend([last], "episode", k=5, prior_weight=0) == unfused.recommend([last], "episode", k=5)
+    # per-type weights: episodes weighted as `heavy` does, shows as the model alone
+    typed = Neo.from_pretrained(random_checkpoint, beam_width=12,
+                                fusion=FusionSettings(weight=50.0, type_weights={"show": 0.0}))
+    assert typed.recommend([last], "episode", k=3) == heavy.recommend([last], "episode", k=3)
+    assert typed.recommend([last], "show", k=5) == unfused.recommend([last], "show", k=5)
     search = heavy.search("news", "episode", k=3)  # searches batched with recommendations keep their scores
     mixed = heavy.run_batch([SearchRequest("news", "episode", 3), RecommendRequest([last], "episode", 3)])
     assert [r.item_id for r in mixed[0]] == [r.item_id for r in search] and mixed[1][0].item_id == best

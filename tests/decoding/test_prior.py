@@ -156,3 +156,33 @@ def test_bad_files_and_settings_are_named(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"prior.recent must be >= 1"):
         FusionSettings.from_config({"recent": 0})
     assert FusionSettings.from_config({"weight": 0.5}) == FusionSettings(weight=0.5, smoothing=0.1, recent=3, decay=0.3)
+
+
+def test_type_weights_set_each_requests_weight_by_its_target_type(bigram, tables, trie) -> None:
+    """`type_weights` over `weight`: a type weighted 0 keeps the model's scores, as an explicit per-request 0."""
+    prompts = torch.tensor([[1, 2], [3, 4]])
+    prior = hand_prior(tables)
+    by_type = prior.fusion(trie, [["last"], ["last"]], ["a", "b"], FusionSettings(weight=2.5, type_weights={"a": 0}))
+    explicit = prior.fusion(trie, [["last"], ["last"]], ["a", "b"], FusionSettings(), weights=[0.0, 2.5])
+    assert by_type.weight.tolist() == explicit.weight.tolist() == [0.0, 2.5]
+    fused = beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60, prior=by_type)
+    assert fused == beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60, prior=explicit)
+    assert fused[0] == beam_search_items(bigram, prompts, None, trie, ["a", "b"], k=5, beam_width=60)[0]
+    # a request's own weight still wins over its type's
+    assert prior.fusion(trie, [["last"]], ["b"], FusionSettings(type_weights={"b": 3}), weights=[0.5]).weight.tolist() == [0.5]
+
+
+def test_type_weights_from_config_and_their_errors() -> None:
+    from omegaconf import OmegaConf
+
+    settings = FusionSettings.from_config(OmegaConf.create({"weight": 1.0, "type_weights": {"product": 2}}))
+    assert settings.type_weights == {"product": 2.0}
+    assert (settings.weight_for("product"), settings.weight_for("brand")) == (2.0, 1.0)
+    assert FusionSettings(weight=0, type_weights={"product": 2}).active
+    assert not FusionSettings(weight=0, type_weights={"product": 0}).active
+    with pytest.raises(ValueError, match="prior.type_weights.product must be >= 0, got -1"):
+        FusionSettings(type_weights={"product": -1})
+    with pytest.raises(ValueError, match="prior.type_weights.brand: expected a number, got 'high'"):
+        FusionSettings.from_config({"type_weights": {"brand": "high"}})
+    with pytest.raises(ValueError, match="prior.type_weights: expected dict, got 2.0"):
+        FusionSettings.from_config({"type_weights": 2.0})
