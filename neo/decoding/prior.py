@@ -336,10 +336,10 @@ class ItemPrior:
                fresh: frozenset[str] = frozenset()) -> FusionBatch:
         """The beam search's `prior` argument: subtree masses of every node and leaf, per request.
 
-        `histories` are each request's item ids, oldest first. `weights` overrides the settings' weight
-        of each request's type per request (0 for requests the prior must not touch, such as searches batched with
-        recommendations). `fresh` are the items added after training (pass the same object while it
-        does not change: the lookups derived from it are cached by identity).
+        `histories` are each request's item ids, oldest first. `weights`, one per request, overrides the
+        settings' weight for the request's type (0 for requests the prior must not touch, such as
+        searches batched with recommendations). `fresh` are the items added after training (pass the
+        same object while it does not change: the lookups derived from it are cached by identity).
         """
         entries = self._successor_entries(trie, histories, entity_types, settings, fresh)
         tables = self._tables(trie, fresh)
