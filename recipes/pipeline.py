@@ -19,8 +19,7 @@ from neo.recipes.evaluate import EvaluateRecipe
 from neo.recipes.train import TrainRecipe
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from neo.data import Catalog
-from neo.data.resolve import resolve_dataset, split_overrides
+from neo.data.resolve import load_catalog, resolve_dataset
 from neo.data.validate import validate
 from neo.devices import tune_host_allocator
 from neo.sids.build import build_sid_tables
@@ -59,7 +58,7 @@ class PipelineRecipe:
         if self.cfg.skip_done and (self.output_dir / SIDS_DIR / "index.json").exists():
             print(f"[neo] reusing SIDs in {self.output_dir / SIDS_DIR}", flush=True)
         else:
-            build_sid_tables(Catalog.load(path, split=split_overrides(self.cfg.data)), self.cfg.sid, self.output_dir)
+            build_sid_tables(load_catalog(self.cfg.data), self.cfg.sid, self.output_dir)
         self._timed("sids", started)
 
         for stage in STAGES:

@@ -83,12 +83,12 @@ class TrainRecipe:
         self.rank = dist.get_rank()
 
     def _setup_data(self) -> Catalog:
-        from neo.data.resolve import resolve_dataset, split_overrides
+        from neo.data.resolve import load_catalog, resolve_dataset
 
-        path = resolve_dataset(self.cfg.data) if self.rank == 0 else None
+        if self.rank == 0:  # creates the dataset on first use; the other ranks then find it
+            resolve_dataset(self.cfg.data)
         dist.barrier()
-        return Catalog.load(path if path is not None else resolve_dataset(self.cfg.data),
-                            split=split_overrides(self.cfg.data))
+        return load_catalog(self.cfg.data)
 
     def _setup_sids(self) -> dict[str, SIDTable]:
         sids_dir = self.output_dir / SIDS_DIR

@@ -122,17 +122,17 @@ def checked_split(split: Any, where: str | os.PathLike) -> dict[str, Any]:
     when a field is wrong."""
     if not isinstance(split, Mapping):
         raise CatalogError(where, f"field 'split' must be a mapping or a protocol name, got {split!r}")
-    if split.get("protocol", "leave_one_out") not in SPLIT_PROTOCOLS:
+    if split.get("protocol") not in SPLIT_PROTOCOLS:
         raise CatalogError(where, f"field 'split.protocol' must be one of {SPLIT_PROTOCOLS}, got {split.get('protocol')!r}")
     hold_back = split.get("hold_back", 0)
     if isinstance(hold_back, bool) or not isinstance(hold_back, int) or hold_back < 0:
         raise CatalogError(where, f"field 'split.hold_back' must be an integer >= 0, got {hold_back!r}")
-    if hold_back and split.get("protocol", "leave_one_out") != "leave_one_out":
+    if hold_back and split["protocol"] != "leave_one_out":
         raise CatalogError(
             where, "field 'split.hold_back' applies to the leave_one_out protocol; for a temporal split, move "
             "split.valid_time and split.test_time earlier instead"
         )
-    return {"protocol": "leave_one_out", **split}
+    return dict(split)
 
 
 # Per table: field -> (required, kind). Kinds: str, num, obj (stored as JSON), strlist.
